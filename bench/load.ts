@@ -1,0 +1,267 @@
+/**
+ * The load generator, a child of run.ts. It waits for one job at a time over IPC, drives ws
+ * clients (permessage-deflate off) against the target, checks every echo for its length and
+ * text/binary flag, and tells the parent when the measured window starts and ends so the parent
+ * can sample /proc at the same instants. Every loop is bounded by a deadline.
+ */
+import WebSocket from 'ws'
+import type {
+  HandshakeJob, IdleJob, JobRequest, JobResult, LatencyJob, LoadMessage, ReleaseRequest,
+  Target, ThroughputJob
+} from './protocol.js'
+
+/** No single open, echo or close may take longer than this before it counts as an error. */
+const STEP_TIMEOUT_MS = 10_000
+
+function send (message: LoadMessage): void {
+  if (process.send !== undefined) process.send(message)
+}
+
+const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
+
+/** Counts echo mismatches and failures, keeping the first message for the report. */
+class ErrorTally {
+  count = 0
+  first: string | undefined
+  add (message: string): void {
+    this.count++
+    this.first ??= message
+  }
+}
+
+async function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms)
+  })
+  try {
+    return await Promise.race([promise, timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function openSocket (target: Target): Promise<WebSocket> {
+  const socket = new WebSocket(target.url, { headers: target.headers, perMessageDeflate: false })
+  try {
+    await withTimeout(new Promise<void>((resolve, reject) => {
+      socket.once('open', resolve)
+      socket.once('error', reject)
+      socket.once('unexpected-response', (_request, response) => {
+        reject(new Error(`handshake answered ${response.statusCode ?? '?'}`))
+      })
+    }), STEP_TIMEOUT_MS, 'open')
+  } catch (error) {
+    socket.terminate()
+    throw error
+  }
+  return socket
+}
+
+/** Open `count` sockets with at most `concurrency` handshakes in progress at once. */
+async function openMany (target: Target, count: number, concurrency: number): Promise<WebSocket[]> {
+  const sockets: WebSocket[] = []
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < count) {
+      next++
+      sockets.push(await openSocket(target))
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
+  } catch (error) {
+    for (const socket of sockets) socket.terminate()
+    throw error
+  }
+  return sockets
+}
+
+/** Close politely, then terminate whatever has not closed within the step timeout. */
+async function closeAll (sockets: readonly WebSocket[]): Promise<void> {
+  const closed = sockets.map(async (socket) => {
+    if (socket.readyState === WebSocket.CLOSED) return
+    const done = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+    socket.close(1000)
+    await withTimeout(done, STEP_TIMEOUT_MS, 'close').catch(() => socket.terminate())
+  })
+  await Promise.all(closed)
+}
+
+function payloadOf (size: number): Buffer {
+  // ASCII, so a text frame is valid UTF-8 and its byte length equals `size`.
+  return Buffer.alloc(size, 'x')
+}
+
+function checkEcho (data: WebSocket.RawData, isBinary: boolean, size: number, binary: boolean, errors: ErrorTally): void {
+  const length = Buffer.isBuffer(data) ? data.length : (data as ArrayBuffer).byteLength
+  if (length !== size) errors.add(`echo of ${length} bytes, expected ${size}`)
+  else if (isBinary !== binary) errors.add(`echo flagged ${isBinary ? 'binary' : 'text'}, expected ${binary ? 'binary' : 'text'}`)
+}
+
+/** Closed loop: every connection keeps `inFlight` messages outstanding; count round trips. */
+async function throughput (job: ThroughputJob): Promise<JobResult> {
+  const payload = payloadOf(job.size)
+  const errors = new ErrorTally()
+  const sockets = await openMany(job.target, job.connections, 50)
+  let measuring = false
+  let stopping = false
+  let count = 0
+  for (const socket of sockets) {
+    socket.on('error', (error) => errors.add(`socket error: ${error.message}`))
+    socket.on('close', (code) => { if (!stopping) errors.add(`closed early with ${code}`) })
+    socket.on('message', (data, isBinary) => {
+      checkEcho(data, isBinary, job.size, job.binary, errors)
+      if (measuring) count++
+      if (!stopping) socket.send(payload, { binary: job.binary })
+    })
+    for (let i = 0; i < job.inFlight; i++) socket.send(payload, { binary: job.binary })
+  }
+  await sleep(job.warmupMs)
+  send({ type: 'window-start' })
+  const started = performance.now()
+  measuring = true
+  await sleep(job.measureMs)
+  measuring = false
+  const seconds = (performance.now() - started) / 1000
+  send({ type: 'window-end' })
+  stopping = true
+  await closeAll(sockets)
+  return { type: 'result', count, seconds, errors: errors.count, firstError: errors.first }
+}
+
+function percentile (sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? Number.NaN
+}
+
+/** Open loop per connection: one message in flight, a think time between round trips. */
+async function latency (job: LatencyJob): Promise<JobResult> {
+  const payload = payloadOf(job.size)
+  const errors = new ErrorTally()
+  const sockets = await openMany(job.target, job.connections, job.connections)
+  const samples: number[] = []
+  const maxSamples = 2_000_000
+  let measuring = false
+  let stopping = false
+  let started = 0
+
+  const loop = async (socket: WebSocket): Promise<void> => {
+    while (!stopping) {
+      const echoed = new Promise<void>((resolve, reject) => {
+        socket.once('message', (data, isBinary) => {
+          checkEcho(data, isBinary, job.size, job.binary, errors)
+          resolve()
+        })
+        socket.once('close', (code) => reject(new Error(`closed early with ${code}`)))
+      })
+      const sent = performance.now()
+      socket.send(payload, { binary: job.binary })
+      await withTimeout(echoed, STEP_TIMEOUT_MS, 'echo')
+      socket.removeAllListeners('close')
+      if (measuring && samples.length < maxSamples) samples.push(performance.now() - sent)
+      await sleep(job.thinkMs)
+    }
+  }
+  const loops = sockets.map(async (socket) => await loop(socket).catch((error: Error) => errors.add(error.message)))
+  await sleep(job.warmupMs)
+  send({ type: 'window-start' })
+  started = performance.now()
+  measuring = true
+  await sleep(job.measureMs)
+  measuring = false
+  const seconds = (performance.now() - started) / 1000
+  send({ type: 'window-end' })
+  stopping = true
+  await Promise.all(loops)
+  await closeAll(sockets)
+  const sorted = Float64Array.from(samples).sort()
+  return {
+    type: 'result',
+    count: samples.length,
+    seconds,
+    p50Ms: percentile(sorted, 0.5),
+    p99Ms: percentile(sorted, 0.99),
+    samples: samples.length,
+    errors: errors.count,
+    firstError: errors.first
+  }
+}
+
+/** `loops` concurrent loops of open → close; a handshake counts once its close completes. */
+async function handshakes (job: HandshakeJob): Promise<JobResult> {
+  const errors = new ErrorTally()
+  let measuring = false
+  let stopping = false
+  let count = 0
+  const loop = async (): Promise<void> => {
+    while (!stopping) {
+      try {
+        const socket = await openSocket(job.target)
+        await closeAll([socket])
+        if (measuring) count++
+      } catch (error) {
+        errors.add((error as Error).message)
+        await sleep(10)
+      }
+    }
+  }
+  const loops = Array.from({ length: job.loops }, loop)
+  await sleep(job.warmupMs)
+  send({ type: 'window-start' })
+  const started = performance.now()
+  measuring = true
+  await sleep(job.measureMs)
+  measuring = false
+  const seconds = (performance.now() - started) / 1000
+  send({ type: 'window-end' })
+  stopping = true
+  await Promise.all(loops)
+  return { type: 'result', count, seconds, errors: errors.count, firstError: errors.first }
+}
+
+let release: (() => void) | undefined
+
+/** Open N connections with one echo each, hold them until the parent has measured RSS. */
+async function idle (job: IdleJob): Promise<JobResult> {
+  const errors = new ErrorTally()
+  const payload = payloadOf(64)
+  const started = performance.now()
+  const sockets = await openMany(job.target, job.connections, job.openConcurrency)
+  for (const socket of sockets) socket.on('error', (error) => errors.add(`socket error: ${error.message}`))
+  await Promise.all(sockets.map(async (socket) => {
+    const echoed = new Promise<void>((resolve) => {
+      socket.once('message', (data, isBinary) => {
+        checkEcho(data, isBinary, 64, false, errors)
+        resolve()
+      })
+    })
+    socket.send(payload, { binary: false })
+    await withTimeout(echoed, STEP_TIMEOUT_MS, 'echo').catch((error: Error) => errors.add(error.message))
+  }))
+  const seconds = (performance.now() - started) / 1000
+  const released = new Promise<void>((resolve) => { release = resolve })
+  send({ type: 'idle-open', opened: sockets.length })
+  await withTimeout(released, job.timeoutMs, 'release').catch((error: Error) => errors.add(error.message))
+  release = undefined
+  await closeAll(sockets)
+  return { type: 'result', count: sockets.length, seconds, errors: errors.count, firstError: errors.first }
+}
+
+process.on('message', (message: JobRequest | ReleaseRequest) => {
+  if (message.type === 'release') {
+    release?.()
+    return
+  }
+  const { job } = message
+  const running = job.kind === 'throughput'
+    ? throughput(job)
+    : job.kind === 'latency'
+      ? latency(job)
+      : job.kind === 'handshakes' ? handshakes(job) : idle(job)
+  running.then(send, (error: Error) => send({ type: 'failed', message: error.message }))
+})
+
+process.on('disconnect', () => process.exit(0))
+// Tell the parent the job handler is attached, so no job message can arrive before it.
+if (process.send !== undefined) process.send({ type: 'ready', port: 0 })

@@ -1,0 +1,147 @@
+/**
+ * The peers compared in one run, and how to start each one next to a fresh echo backend.
+ * A peer's "relay" is the process(es) whose CPU and memory a figure charges to it.
+ */
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { connect } from 'node:net'
+import { join } from 'node:path'
+import { forkTs, requestGc, spawnProgram, stop, waitReady } from './children.js'
+import type { Child } from './children.js'
+import { childPids, processRssKiB } from './proc.js'
+import { freePort, nginxArgs, nginxVersion } from './peers/nginx.js'
+
+export type PeerId = 'A' | 'gateway' | 'minimal' | 'http-proxy' | 'nginx'
+
+export interface Paths {
+  root: string
+  bench: string
+  distEntry: string
+}
+
+export interface StartedPeer {
+  /** ws URL the load generator connects to. */
+  url: string
+  /** Processes charged with relay CPU; empty for A (nothing sits between client and backend). */
+  relayPids: () => number[]
+  /** RSS of the relay (of the backend for A) in KiB after a forced GC where possible. */
+  memoryKiB: () => Promise<number>
+  /** Whether memoryKiB could force a GC first. */
+  gcForced: boolean
+  stop: () => Promise<void>
+}
+
+export interface PeerDef {
+  id: PeerId
+  label: string
+  /** Why the peer cannot run here, or undefined when it can. */
+  skipReason: (paths: Paths) => string | undefined
+  start: (paths: Paths, backend: Child, backendPort: number, secret: string) => Promise<StartedPeer>
+}
+
+async function memoryOf (child: Child): Promise<number> {
+  return (await requestGc(child)).rssKiB
+}
+
+/** A Node relay child: started with --expose-gc, announces its port over IPC. */
+async function startNodePeer (name: string, file: string, args: string[], paths: Paths): Promise<StartedPeer> {
+  const relay = forkTs(name, join(paths.bench, 'peers', file), args, paths.root, ['--expose-gc'])
+  try {
+    const port = await waitReady(relay)
+    return {
+      url: `ws://127.0.0.1:${port}/ws`,
+      relayPids: () => [relay.pid],
+      memoryKiB: async () => await memoryOf(relay),
+      gcForced: true,
+      stop: async () => await stop(relay)
+    }
+  } catch (error) {
+    await stop(relay)
+    throw error
+  }
+}
+
+async function waitListening (url: string, timeoutMs: number): Promise<void> {
+  const { port } = new URL(url)
+  const deadline = Date.now() + timeoutMs
+  while (Date.now() < deadline) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const socket = connect(Number(port), '127.0.0.1')
+      socket.once('connect', () => { socket.destroy(); resolve(true) })
+      socket.once('error', () => resolve(false))
+    })
+    if (ok) return
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  throw new Error(`nothing listening on ${url} after ${timeoutMs} ms`)
+}
+
+export const PEERS: readonly PeerDef[] = [
+  {
+    id: 'A',
+    label: 'A direct',
+    skipReason: () => undefined,
+    start: async (_paths, backend, backendPort) => ({
+      url: `ws://127.0.0.1:${backendPort}/ws`,
+      relayPids: () => [],
+      memoryKiB: async () => await memoryOf(backend),
+      gcForced: true,
+      stop: async () => {}
+    })
+  },
+  {
+    id: 'gateway',
+    label: 'gateway (this plugin)',
+    skipReason: (paths) => existsSync(paths.distEntry)
+      ? undefined
+      : `${paths.distEntry} does not exist; run \`npm run build\` first`,
+    start: async (paths, _backend, backendPort, secret) =>
+      await startNodePeer('gateway', 'gateway.ts', [paths.distEntry, `ws://127.0.0.1:${backendPort}`, secret], paths)
+  },
+  {
+    id: 'minimal',
+    label: 'E minimal relay',
+    skipReason: () => undefined,
+    start: async (paths, _backend, backendPort) =>
+      await startNodePeer('minimal-relay', 'minimal-relay.ts', [`ws://127.0.0.1:${backendPort}`], paths)
+  },
+  {
+    id: 'http-proxy',
+    label: 'B @fastify/http-proxy',
+    skipReason: () => undefined,
+    start: async (paths, _backend, backendPort) =>
+      await startNodePeer('http-proxy', 'http-proxy.ts', [`ws://127.0.0.1:${backendPort}`], paths)
+  },
+  {
+    id: 'nginx',
+    label: 'C nginx',
+    skipReason: () => nginxVersion() === undefined
+      ? 'nginx is not on PATH (Debian/Ubuntu: apt-get install -y nginx-light)'
+      : undefined,
+    start: async (_paths, _backend, backendPort) => {
+      const prefix = mkdtempSync(join(tmpdir(), 'ws-gateway-bench-nginx-'))
+      const port = await freePort()
+      const master = spawnProgram('nginx', 'nginx', nginxArgs(prefix, port, backendPort))
+      const url = `ws://127.0.0.1:${port}/ws`
+      const cleanup = async (): Promise<void> => {
+        await stop(master)
+        rmSync(prefix, { recursive: true, force: true })
+      }
+      try {
+        await waitListening(url, 10_000)
+      } catch (error) {
+        await cleanup()
+        throw error
+      }
+      const pids = (): number[] => [master.pid, ...childPids(master.pid)]
+      return {
+        url,
+        relayPids: pids,
+        // No GC to force in nginx; its pools are freed with the connection.
+        memoryKiB: async () => pids().reduce((sum, pid) => sum + processRssKiB(pid), 0),
+        gcForced: false,
+        stop: cleanup
+      }
+    }
+  }
+]

@@ -1,0 +1,42 @@
+/**
+ * The peer under test: this project's plugin, loaded from the built dist/ (the code users get
+ * from npm), with one backend and HS256 JWT authentication on.
+ *
+ * The import is dynamic on a path handed down by run.ts, the equivalent of
+ * `import wsGateway from '../../dist/index.js'`, so that type-checking bench/ does not need a
+ * build; run.ts skips this peer when dist/index.js is missing.
+ */
+import Fastify from 'fastify'
+import type { FastifyPluginAsync } from 'fastify'
+import { pathToFileURL } from 'node:url'
+import type { AddressInfo } from 'node:net'
+import { announceReady, requiredArg } from '../child-ipc.js'
+
+const distEntry = requiredArg(0, 'path of dist/index.js')
+const backendUrl = requiredArg(1, 'backend ws URL')
+const secret = requiredArg(2, 'JWT secret')
+
+/** Works whether dist/ is CommonJS (module.exports + .default) or an ES module. */
+function pluginFrom (loaded: unknown): FastifyPluginAsync<Record<string, unknown>> {
+  let candidate = (loaded as { default?: unknown }).default ?? loaded
+  if (typeof candidate !== 'function') candidate = (candidate as { default?: unknown }).default
+  if (typeof candidate !== 'function') throw new Error(`${distEntry} has no default export plugin`)
+  return candidate as FastifyPluginAsync<Record<string, unknown>>
+}
+
+async function main (): Promise<void> {
+  const wsGateway = pluginFrom(await import(pathToFileURL(distEntry).href))
+  const app = Fastify({ logger: false })
+  await app.register(wsGateway, {
+    path: '/ws',
+    backends: { Backend_BENCH: backendUrl },
+    jwt: { secret }
+  })
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  announceReady((app.server.address() as AddressInfo).port)
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`gateway: ${error instanceof Error ? error.stack ?? error.message : String(error)}\n`)
+  process.exit(1)
+})

@@ -1,0 +1,118 @@
+/**
+ * Turn per-round measurements into per-peer figures (mean, min, max over rounds), ratios to A and
+ * to the minimal relay, and the markdown written to stdout and bench/results/.
+ */
+import type { PeerId } from './peer-registry.js'
+import type { StepId, StepMeasurement } from './steps.js'
+
+export type FigureId =
+  | 'tp64' | 'tp1k' | 'tp64k' | 'cpu64' | 'cpu1k' | 'cpu64k'
+  | 'lat64p50' | 'lat64p99' | 'lat64kp50' | 'lat64kp99' | 'handshakes' | 'idleKiB'
+
+interface FigureDef {
+  id: FigureId
+  label: string
+  step: StepId
+  value: (m: StepMeasurement) => number | undefined
+  format: (value: number) => string
+}
+
+const rate = (value: number): string => value >= 10_000
+  ? `${(value / 1000).toFixed(1)}k`
+  : Math.round(value).toLocaleString('en-US')
+const fixed = (digits: number) => (value: number): string => value.toFixed(digits)
+
+export const FIGURES: readonly FigureDef[] = [
+  { id: 'tp64', label: 'msgs/s 64 B text (50 conns × 8 in flight)', step: 'tp64', value: (m) => m.rate, format: rate },
+  { id: 'tp1k', label: 'msgs/s 1 KiB text', step: 'tp1k', value: (m) => m.rate, format: rate },
+  { id: 'tp64k', label: 'msgs/s 64 KiB binary', step: 'tp64k', value: (m) => m.rate, format: rate },
+  { id: 'cpu64', label: 'relay CPU µs per round trip, 64 B', step: 'tp64', value: (m) => m.relayUsPerRoundTrip, format: fixed(1) },
+  { id: 'cpu1k', label: 'relay CPU µs per round trip, 1 KiB', step: 'tp1k', value: (m) => m.relayUsPerRoundTrip, format: fixed(1) },
+  { id: 'cpu64k', label: 'relay CPU µs per round trip, 64 KiB', step: 'tp64k', value: (m) => m.relayUsPerRoundTrip, format: fixed(0) },
+  { id: 'lat64p50', label: 'low-load p50 ms, 64 B', step: 'lat64', value: (m) => m.p50Ms, format: fixed(2) },
+  { id: 'lat64p99', label: 'low-load p99 ms, 64 B', step: 'lat64', value: (m) => m.p99Ms, format: fixed(2) },
+  { id: 'lat64kp50', label: 'low-load p50 ms, 64 KiB', step: 'lat64k', value: (m) => m.p50Ms, format: fixed(2) },
+  { id: 'lat64kp99', label: 'low-load p99 ms, 64 KiB', step: 'lat64k', value: (m) => m.p99Ms, format: fixed(2) },
+  { id: 'handshakes', label: 'handshakes/s (16 open→close loops)', step: 'handshakes', value: (m) => m.rate, format: rate },
+  { id: 'idleKiB', label: 'KiB RSS per idle proxied connection', step: 'idle', value: (m) => m.idle?.kiBPerConnection, format: fixed(1) }
+]
+
+export interface Stat {
+  mean: number
+  min: number
+  max: number
+  n: number
+}
+
+export type Summary = Partial<Record<PeerId, Partial<Record<FigureId, Stat>>>>
+
+export interface PeerColumn {
+  id: PeerId
+  label: string
+}
+
+function stat (values: number[]): Stat | undefined {
+  const finite = values.filter(Number.isFinite)
+  if (finite.length === 0) return undefined
+  return {
+    mean: finite.reduce((sum, value) => sum + value, 0) / finite.length,
+    min: Math.min(...finite),
+    max: Math.max(...finite),
+    n: finite.length
+  }
+}
+
+/** Means over rounds of every figure, per peer; a figure with no valid round is left out. */
+export function summarise (measurements: ReadonlyArray<{ peer: PeerId, step: StepMeasurement }>): Summary {
+  const summary: Summary = {}
+  for (const figure of FIGURES) {
+    const byPeer = new Map<PeerId, number[]>()
+    for (const { peer, step } of measurements) {
+      if (step.step !== figure.step) continue
+      const value = figure.value(step)
+      if (value === undefined) continue
+      byPeer.set(peer, [...(byPeer.get(peer) ?? []), value])
+    }
+    for (const [peer, values] of byPeer) {
+      const result = stat(values)
+      if (result !== undefined) (summary[peer] ??= {})[figure.id] = result
+    }
+  }
+  return summary
+}
+
+function cell (figure: FigureDef, value: Stat | undefined): string {
+  if (value === undefined) return '–'
+  if (value.n === 1 || figure.format(value.min) === figure.format(value.max)) return figure.format(value.mean)
+  return `${figure.format(value.mean)} (${figure.format(value.min)}–${figure.format(value.max)})`
+}
+
+function ratio (value: Stat | undefined, reference: Stat | undefined): string {
+  if (value === undefined || reference === undefined || reference.mean === 0) return '–'
+  return `×${(value.mean / reference.mean).toFixed(2)}`
+}
+
+/** Figures table (mean over rounds, with min–max) and ratio table (to A and to the minimal relay). */
+export function markdownTables (summary: Summary, peers: readonly PeerColumn[]): string {
+  const header = (first: string, columns: readonly PeerColumn[]): string[] => [
+    `| ${first} | ${columns.map((peer) => peer.label).join(' | ')} |`,
+    `|---|${columns.map(() => '---').join('|')}|`
+  ]
+  const figures = [
+    ...header('figure', peers),
+    ...FIGURES.map((figure) =>
+      `| ${figure.label} | ${peers.map((peer) => cell(figure, summary[peer.id]?.[figure.id])).join(' | ')} |`)
+  ]
+  const proxied = peers.filter((peer) => peer.id !== 'A')
+  const ratios = [
+    ...header('ratio of means: to A / to minimal relay', proxied),
+    ...FIGURES.map((figure) => {
+      const toA = (peer: PeerColumn): string => ratio(summary[peer.id]?.[figure.id], summary.A?.[figure.id])
+      const toMinimal = (peer: PeerColumn): string => peer.id === 'minimal'
+        ? '–'
+        : ratio(summary[peer.id]?.[figure.id], summary.minimal?.[figure.id])
+      return `| ${figure.label} | ${proxied.map((peer) => `${toA(peer)} / ${toMinimal(peer)}`).join(' | ')} |`
+    })
+  ]
+  return `${figures.join('\n')}\n\n${ratios.join('\n')}\n`
+}

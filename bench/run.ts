@@ -1,0 +1,307 @@
+/**
+ * The benchmark orchestrator: `node --import tsx bench/run.ts [--quick]`.
+ *
+ * For each round it starts, per peer, a fresh ws echo backend, the peer's relay and a load
+ * generator (each its own process), runs every step of steps.ts, stops the three by PID, then
+ * moves to the next peer; the peer order is reversed every other round so that drift on a
+ * shared machine does not always favour the same peer. A step during which other processes kept
+ * the CPU busy is repeated a bounded number of times. Results go to stdout (markdown), stderr
+ * (progress) and bench/results/ (JSON + markdown).
+ */
+import { spawnSync } from 'node:child_process'
+import { mkdirSync, writeFileSync } from 'node:fs'
+import { dirname, join, relative, resolve } from 'node:path'
+import { forkTs, killAllNow, stop, stopAll, waitReady } from './children.js'
+import type { Child } from './children.js'
+import { randomSecret, signHs256 } from './jwt.js'
+import { machineInfo, machineMarkdown } from './machine.js'
+import { PEERS } from './peer-registry.js'
+import type { PeerDef, PeerId, Paths, StartedPeer } from './peer-registry.js'
+import { FIGURES, markdownTables, summarise } from './report.js'
+import { FULL_TIMING, QUICK_TIMING, STEPS, runStep } from './steps.js'
+import type { StepMeasurement, Timing } from './steps.js'
+
+interface Options {
+  quick: boolean
+  rounds: number
+  peers: PeerId[] | undefined
+  build: boolean
+  maxRepeats: number
+  /** Mean cores used by other processes above which a step counts as disturbed. */
+  disturbedCores: number
+  outDir: string | undefined
+}
+
+const USAGE = `usage: node --import tsx bench/run.ts [options]
+  --quick              1 round, short windows, 200 idle connections (about a minute)
+  --rounds N           rounds of all peers, order alternating (default 3)
+  --peers a,b          subset of: ${PEERS.map((peer) => peer.id).join(', ')}
+  --no-build           do not run \`tsc -p tsconfig.build.json\` first; use dist/ as it is
+  --max-repeats N      repeats of a disturbed step (default 2; 0 with --quick)
+  --disturbed-cores X  other processes' mean CPU (cores) that marks a step disturbed (default 0.25)
+  --out DIR            where to write results (default bench/results)`
+
+function parseOptions (argv: string[]): Options {
+  const options: Options = {
+    quick: false, rounds: 3, peers: undefined, build: true, maxRepeats: -1, disturbedCores: 0.25, outDir: undefined
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    const value = (): string => {
+      const next = argv[++i]
+      if (next === undefined) throw new Error(`${arg ?? ''} needs a value\n${USAGE}`)
+      return next
+    }
+    const count = (name: string, max: number): number => {
+      const parsed = Number(value())
+      if (!Number.isInteger(parsed) || parsed < 0 || parsed > max) throw new Error(`${name} must be an integer 0..${max}`)
+      return parsed
+    }
+    if (arg === '--quick') options.quick = true
+    else if (arg === '--rounds') options.rounds = Math.max(1, count('--rounds', 20))
+    else if (arg === '--no-build') options.build = false
+    else if (arg === '--max-repeats') options.maxRepeats = count('--max-repeats', 5)
+    else if (arg === '--disturbed-cores') options.disturbedCores = Number(value())
+    else if (arg === '--out') options.outDir = resolve(value())
+    else if (arg === '--peers') {
+      const ids = value().split(',').map((id) => id.trim())
+      for (const id of ids) {
+        if (!PEERS.some((peer) => peer.id === id)) throw new Error(`unknown peer "${id}"\n${USAGE}`)
+      }
+      options.peers = ids as PeerId[]
+    } else if (arg === '--help' || arg === '-h') {
+      process.stdout.write(`${USAGE}\n`)
+      process.exit(0)
+    } else throw new Error(`unknown option "${arg ?? ''}"\n${USAGE}`)
+  }
+  if (options.quick) options.rounds = 1
+  if (options.maxRepeats < 0) options.maxRepeats = options.quick ? 0 : 2
+  return options
+}
+
+function progress (line: string): void {
+  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`)
+}
+
+/** Build dist/ the way `npm run build` does, bounded in time; returns an error text or undefined. */
+function build (paths: Paths): string | undefined {
+  progress('building dist/ (tsc -p tsconfig.build.json)')
+  const tsc = join(paths.root, 'node_modules', 'typescript', 'bin', 'tsc')
+  const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
+    cwd: paths.root, encoding: 'utf8', timeout: 180_000
+  })
+  if (result.status === 0) return undefined
+  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(0, 10).join('\n  ')
+  return `tsc -p tsconfig.build.json failed (${result.status ?? result.signal ?? result.error?.message ?? '?'}):\n  ${output}`
+}
+
+interface StepRecord {
+  round: number
+  peer: PeerId
+  attempts: number
+  /** Mean cores used by other processes in each attempt. */
+  otherCoresPerAttempt: number[]
+  /** True when even the least disturbed attempt exceeded the threshold. */
+  disturbed: boolean
+  measurement: StepMeasurement
+}
+
+interface BlockRecord {
+  round: number
+  peer: PeerId
+  error?: string
+}
+
+function describe (m: StepMeasurement): string {
+  const parts: string[] = []
+  if (m.step === 'idle') parts.push(`${m.count} conns, ${m.idle?.kiBPerConnection.toFixed(1) ?? '?'} KiB each`)
+  else if (m.p50Ms !== undefined) parts.push(`p50 ${m.p50Ms.toFixed(2)} ms, p99 ${m.p99Ms?.toFixed(2) ?? '?'} ms (${m.count} samples)`)
+  else parts.push(`${Math.round(m.rate).toLocaleString('en-US')}/s`)
+  if (m.relayUsPerRoundTrip !== undefined) parts.push(`relay ${m.relayUsPerRoundTrip.toFixed(1)} µs/rt`)
+  parts.push(`others ${m.otherCores.toFixed(2)} cores`)
+  if (m.errors > 0) parts.push(`${m.errors} ERRORS (${m.firstError ?? ''})`)
+  return parts.join(', ')
+}
+
+interface RunState {
+  options: Options
+  timing: Timing
+  paths: Paths
+  headers: Record<string, string>
+  secret: string
+  steps: StepRecord[]
+  blocks: BlockRecord[]
+}
+
+async function runBlock (state: RunState, peer: PeerDef, round: number): Promise<void> {
+  const tag = `r${round + 1} ${peer.id}`
+  const { paths, options } = state
+  const children: Child[] = []
+  let started: StartedPeer | undefined
+  const block: BlockRecord = { round, peer: peer.id }
+  state.blocks.push(block)
+  try {
+    const backend = forkTs('backend', join(paths.bench, 'backend.ts'), [], paths.root, ['--expose-gc'])
+    children.push(backend)
+    const backendPort = await waitReady(backend)
+    started = await peer.start(paths, backend, backendPort, state.secret)
+    const load = forkTs('load', join(paths.bench, 'load.ts'), [], paths.root)
+    children.push(load)
+    await waitReady(load)
+    const context = { load, backend, peer: started, target: { url: started.url, headers: state.headers }, timing: state.timing }
+    for (const step of STEPS) {
+      const attempts: StepMeasurement[] = []
+      for (let attempt = 0; attempt <= options.maxRepeats; attempt++) {
+        const measurement = await runStep(step, context)
+        attempts.push(measurement)
+        const disturbed = step.id !== 'idle' && measurement.otherCores > options.disturbedCores
+        progress(`[${tag}] ${step.label}: ${describe(measurement)}${disturbed ? ' — DISTURBED' : ''}`)
+        if (!disturbed) break
+        if (attempt < options.maxRepeats) progress(`[${tag}] repeating ${step.label} (attempt ${attempt + 2})`)
+      }
+      const best = attempts.reduce((a, b) => (b.otherCores < a.otherCores ? b : a))
+      state.steps.push({
+        round,
+        peer: peer.id,
+        attempts: attempts.length,
+        otherCoresPerAttempt: attempts.map((m) => Math.round(m.otherCores * 1000) / 1000),
+        disturbed: step.id !== 'idle' && best.otherCores > options.disturbedCores,
+        measurement: best
+      })
+    }
+  } catch (error) {
+    block.error = error instanceof Error ? error.message : String(error)
+    progress(`[${tag}] FAILED: ${block.error}`)
+  } finally {
+    await started?.stop()
+    for (const child of children.reverse()) await stop(child)
+  }
+}
+
+function notes (state: RunState): string[] {
+  const lines: string[] = []
+  for (const record of state.steps) {
+    const m = record.measurement
+    const where = `round ${record.round + 1} ${record.peer} ${m.step}`
+    if (record.attempts > 1) {
+      lines.push(`${where}: repeated (${record.attempts} attempts; other processes used ${record.otherCoresPerAttempt.join(', ')} cores)${record.disturbed ? ', still disturbed' : ''}`)
+    } else if (record.disturbed) {
+      lines.push(`${where}: disturbed (other processes used ${record.otherCoresPerAttempt.join(', ')} cores), not repeated`)
+    }
+    if (m.errors > 0) lines.push(`${where}: ${m.errors} echo/connection errors, first: ${m.firstError ?? '?'}`)
+    if (m.idle !== undefined && m.idle.connections < state.timing.idleConnections) {
+      lines.push(`${where}: only ${m.idle.connections} of ${state.timing.idleConnections} idle connections opened`)
+    }
+  }
+  for (const block of state.blocks) {
+    if (block.error !== undefined) lines.push(`round ${block.round + 1} ${block.peer}: block failed: ${block.error}`)
+  }
+  return lines
+}
+
+async function main (): Promise<number> {
+  const options = parseOptions(process.argv.slice(2))
+  const bench = dirname(resolve(process.argv[1] ?? 'bench/run.ts'))
+  const root = dirname(bench)
+  const paths: Paths = { root, bench, distEntry: join(root, 'dist', 'index.js') }
+  const timing = options.quick ? QUICK_TIMING : FULL_TIMING
+  const startedAt = new Date()
+
+  let buildError: string | undefined
+  if (options.build && (options.peers === undefined || options.peers.includes('gateway'))) buildError = build(paths)
+  const machine = machineInfo(root)
+  progress(`${machine.cores} cores, Node ${machine.node}, ws ${machine.versions.ws ?? '?'}, bufferutil native: ${machine.bufferutilNative}`)
+
+  const skipped: Array<{ peer: PeerId, reason: string }> = []
+  const active: PeerDef[] = []
+  for (const peer of PEERS) {
+    if (options.peers !== undefined && !options.peers.includes(peer.id)) continue
+    const reason = peer.id === 'gateway' && buildError !== undefined ? buildError : peer.skipReason(paths)
+    if (reason === undefined) active.push(peer)
+    else {
+      skipped.push({ peer: peer.id, reason })
+      progress(`skipping ${peer.label}: ${reason}`)
+    }
+  }
+
+  const secret = randomSecret()
+  const state: RunState = {
+    options,
+    timing,
+    paths,
+    secret,
+    // Every peer gets the same request headers; only the gateway acts on them.
+    headers: { authorization: `Bearer ${signHs256(secret, 'bench-client', 24 * 3600)}`, id: 'Backend_BENCH' },
+    steps: [],
+    blocks: []
+  }
+  for (let round = 0; round < options.rounds; round++) {
+    const order = round % 2 === 0 ? active : [...active].reverse()
+    progress(`round ${round + 1}/${options.rounds}: ${order.map((peer) => peer.id).join(' → ')}`)
+    for (const peer of order) await runBlock(state, peer, round)
+  }
+
+  const summary = summarise(state.steps.map((record) => ({ peer: record.peer, step: record.measurement })))
+  const columns = active.map((peer) => ({ id: peer.id, label: peer.label }))
+  const tables = markdownTables(summary, columns)
+  const noteLines = notes(state)
+  const title = `# fastify-ws-gateway bench ${options.quick ? '(quick) ' : ''}${startedAt.toISOString()}`
+  const markdown = [
+    title,
+    '',
+    machineMarkdown(machine),
+    `- ${options.rounds} round(s), fresh processes per peer, order alternating; ${timing.warmupMs} ms warm-up + ${timing.measureMs} ms measured; ${timing.idleConnections} idle connections`,
+    '',
+    tables,
+    skipped.length > 0 ? `Skipped: ${skipped.map((s) => `${s.peer} (${s.reason.split('\n')[0] ?? ''})`).join('; ')}\n` : '',
+    noteLines.length > 0 ? `Notes:\n${noteLines.map((line) => `- ${line}`).join('\n')}\n` : 'Notes: no disturbed steps, no echo errors.\n'
+  ].join('\n')
+
+  const outDir = options.outDir ?? join(bench, 'results')
+  mkdirSync(outDir, { recursive: true })
+  const stamp = startedAt.toISOString().replace(/[:.]/g, '-')
+  const base = join(outDir, `bench-${stamp}${options.quick ? '-quick' : ''}`)
+  const json = {
+    startedAt: startedAt.toISOString(),
+    finishedAt: new Date().toISOString(),
+    options: { ...options, timing },
+    machine,
+    skipped,
+    figures: FIGURES.map((figure) => ({ id: figure.id, label: figure.label })),
+    summary,
+    blocks: state.blocks,
+    steps: state.steps,
+    notes: noteLines
+  }
+  writeFileSync(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`)
+  writeFileSync(`${base}.md`, markdown)
+  writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`)
+  writeFileSync(join(outDir, 'latest.md'), markdown)
+  process.stdout.write(`${markdown}\n`)
+  progress(`results written to ${relative(process.cwd(), base)}.{json,md}`)
+
+  const failed = state.blocks.some((block) => block.error !== undefined) ||
+    state.steps.some((record) => record.measurement.errors > 0)
+  return failed ? 1 : 0
+}
+
+// Children must never outlive the orchestrator: stop them on signals, SIGKILL them on any exit.
+process.on('exit', killAllNow)
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    progress(`${signal}: stopping children`)
+    const forced = setTimeout(() => process.exit(130), 5_000)
+    stopAll().finally(() => {
+      clearTimeout(forced)
+      process.exit(130)
+    })
+  })
+}
+
+main().then((code) => {
+  process.exitCode = code
+}, async (error: unknown) => {
+  progress(`error: ${error instanceof Error ? error.stack ?? error.message : String(error)}`)
+  await stopAll()
+  process.exitCode = 1
+})

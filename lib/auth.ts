@@ -1,0 +1,111 @@
+import { createPublicKey } from 'node:crypto'
+import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
+import type { FastifyRequest } from 'fastify'
+import { InvalidOptionError, InvalidTokenError, NoTokenError, TokenExpiredError } from './errors'
+
+/** The claims the gateway relies on; anything else in the token is the app's business. */
+export interface TokenClaims {
+  sub?: string
+  exp: number
+  [claim: string]: unknown
+}
+
+/** Verifies a raw token and returns its claims, or throws. Sync or async, as @fastify/jwt is. */
+export type VerifyToken = (token: string) => unknown
+
+const BEARER = /^Bearer +([^\s]+) *$/i
+
+/** Algorithms a JWT signed by a key of this type may use: only its own family, never `none`. */
+const ALGORITHMS_BY_KEY: Record<string, string[]> = {
+  rsa: ['RS256', 'RS384', 'RS512'],
+  'rsa-pss': ['PS256', 'PS384', 'PS512'],
+  ed25519: ['EdDSA'],
+  ed448: ['EdDSA']
+}
+const ALGORITHMS_BY_CURVE: Record<string, string[]> = {
+  prime256v1: ['ES256'],
+  secp384r1: ['ES384'],
+  secp521r1: ['ES512']
+}
+
+/** fast-jwt error codes → what the client is told (a category, never the library's text). */
+const TOKEN_FAILURES: Record<string, string> = {
+  FAST_JWT_MALFORMED: 'malformed',
+  FAST_JWT_INVALID_TYPE: 'malformed',
+  FAST_JWT_INVALID_SIGNATURE: 'bad signature',
+  FAST_JWT_INVALID_ALGORITHM: 'algorithm not allowed',
+  FAST_JWT_MISSING_SIGNATURE: 'algorithm not allowed',
+  FAST_JWT_INACTIVE: 'not yet valid',
+  FAST_JWT_INVALID_CLAIM_VALUE: 'claims rejected',
+  FAST_JWT_INVALID_CLAIM_TYPE: 'claims rejected',
+  FAST_JWT_MISSING_REQUIRED_CLAIM: 'claims rejected'
+}
+
+function algorithmsFor (secret: unknown): string[] {
+  if (typeof secret === 'string' || Buffer.isBuffer(secret)) {
+    if (secret.length === 0) throw new InvalidOptionError('jwt.secret must not be empty')
+    return ['HS256']
+  }
+  if (typeof secret !== 'object' || secret === null || !('public' in secret)) {
+    throw new InvalidOptionError('jwt.secret must be a string, a Buffer or a { public, private? } key pair')
+  }
+  let key
+  try {
+    key = createPublicKey(secret.public as Parameters<typeof createPublicKey>[0])
+  } catch {
+    throw new InvalidOptionError('jwt.secret.public is not a valid public key')
+  }
+  const algorithms = key.asymmetricKeyType === 'ec'
+    ? ALGORITHMS_BY_CURVE[String(key.asymmetricKeyDetails?.namedCurve)]
+    : ALGORITHMS_BY_KEY[String(key.asymmetricKeyType)]
+  if (algorithms === undefined) throw new InvalidOptionError(`jwt.secret.public: unsupported key type ${key.asymmetricKeyType}`)
+  return algorithms
+}
+
+/**
+ * The @fastify/jwt options the gateway registers with: the caller's, plus secure defaults that
+ * @fastify/jwt does not give on its own — algorithms pinned to the key's family (HS256 for a
+ * shared secret) and a small clock tolerance. Anything the caller set in `verify` wins.
+ */
+export function jwtPluginOptions (jwt: FastifyJWTOptions, clockToleranceSeconds: number, namespace: string): FastifyJWTOptions {
+  const algorithms = algorithmsFor(jwt.secret)
+  return {
+    ...jwt,
+    namespace,
+    verify: { algorithms, clockTolerance: clockToleranceSeconds * 1000, ...jwt.verify }
+  } as FastifyJWTOptions
+}
+
+/** Picks the verify function of a @fastify/jwt registration (namespaced or the app's own). */
+export function verifierOf (jwt: JWT): VerifyToken {
+  return (token) => jwt.verify(token)
+}
+
+/** The token of an `Authorization: Bearer <token>` header, or undefined. */
+export function bearerToken (request: FastifyRequest): string | undefined {
+  const header = request.headers.authorization
+  return header === undefined ? undefined : BEARER.exec(header)?.[1]
+}
+
+/**
+ * Verifies the client's token and stores its claims in `request.user`. Throws 401 errors whose
+ * message names the category of failure; `exp` is required whatever the JWT settings say, so a
+ * stolen token cannot live forever.
+ */
+export async function authenticate (request: FastifyRequest, verify: VerifyToken): Promise<TokenClaims> {
+  const token = bearerToken(request)
+  if (token === undefined) throw new NoTokenError()
+  let claims
+  try {
+    claims = await verify(token) as TokenClaims
+  } catch (err) {
+    const code = (err as { code?: string }).code ?? ''
+    if (code === 'FAST_JWT_EXPIRED') throw new TokenExpiredError()
+    throw new InvalidTokenError(TOKEN_FAILURES[code] ?? 'verification failed')
+  }
+  if (typeof claims !== 'object' || claims === null || typeof claims.exp !== 'number') {
+    throw new InvalidTokenError('exp claim required')
+  }
+  request.user = claims
+  return claims
+}

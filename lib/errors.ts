@@ -1,0 +1,55 @@
+import createError from '@fastify/error'
+
+/*
+ * Every error the gateway answers with before the upgrade. Messages are fixed strings (or carry
+ * only values the client sent or may know), so nothing internal — backend addresses, library
+ * error text — ever reaches a client. The README lists them all.
+ */
+
+/** A plugin option is invalid; thrown at registration. */
+export const InvalidOptionError = createError('FST_WS_GATEWAY_INVALID_OPTION', 'Invalid fastify-ws-gateway option: %s')
+
+/** A plain HTTP request reached the WebSocket route. */
+export const UpgradeRequiredError = createError('FST_WS_GATEWAY_UPGRADE_REQUIRED', 'This route only accepts WebSocket upgrades', 426)
+
+/** The upgrade request is not a valid RFC 6455 handshake. */
+export const BadHandshakeError = createError('FST_WS_GATEWAY_BAD_HANDSHAKE', 'Invalid WebSocket handshake: %s', 400)
+
+/** The browser Origin is not in `allowedOrigins`. */
+export const OriginForbiddenError = createError('FST_WS_GATEWAY_ORIGIN_FORBIDDEN', 'Origin not allowed', 403)
+
+/** No `Authorization: Bearer <token>` header (or it is not a Bearer credential). */
+export const NoTokenError = createError('FST_WS_GATEWAY_NO_TOKEN', 'Missing Bearer token', 401)
+
+/** The token failed verification: signature, algorithm, claims or format. */
+export const InvalidTokenError = createError('FST_WS_GATEWAY_INVALID_TOKEN', 'Invalid token: %s', 401)
+
+/** The token is past its `exp` (beyond the clock tolerance). */
+export const TokenExpiredError = createError('FST_WS_GATEWAY_TOKEN_EXPIRED', 'Token expired', 401)
+
+/** The backend ID header is missing. */
+export const NoBackendIdError = createError('FST_WS_GATEWAY_NO_BACKEND_ID', 'Missing backend ID header "%s"', 400)
+
+/** The backend ID header is duplicated or does not match `^[A-Za-z0-9_.-]{1,64}$`. */
+export const BadBackendIdError = createError('FST_WS_GATEWAY_BAD_BACKEND_ID', 'Invalid backend ID: %s', 400)
+
+/** No backend is configured (or resolved) for the ID. */
+export const UnknownBackendError = createError('FST_WS_GATEWAY_UNKNOWN_BACKEND', 'Unknown backend ID "%s"', 404)
+
+/** `authorize()` returned false for this subject and backend. */
+export const ForbiddenError = createError('FST_WS_GATEWAY_FORBIDDEN', 'Access to this backend is not allowed', 403)
+
+/** The backend answered the handshake with a 4xx status; its status is passed through. */
+export const BackendRefusedError = createError('FST_WS_GATEWAY_BACKEND_REFUSED', 'The backend refused the connection with status %s', 400)
+
+/** The backend is unreachable, answered something other than a 4xx or 101, or misbehaved. */
+export const BadGatewayError = createError('FST_WS_GATEWAY_BAD_GATEWAY', 'The backend could not be reached', 502)
+
+/** The backend did not accept the connection within `connectTimeout`. */
+export const GatewayTimeoutError = createError('FST_WS_GATEWAY_TIMEOUT', 'The backend did not answer in time', 504)
+
+/** The server is shutting down and takes no new connections. */
+export const ShuttingDownError = createError('FST_WS_GATEWAY_SHUTTING_DOWN', 'The gateway is shutting down', 503)
+
+/** The client disconnected while the gateway was still connecting to the backend. */
+export const ClientGoneError = createError('FST_WS_GATEWAY_CLIENT_GONE', 'The client went away during the handshake', 499)

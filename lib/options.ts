@@ -1,0 +1,229 @@
+import type { FastifyRequest } from 'fastify'
+import type { FastifyJWTOptions } from '@fastify/jwt'
+import type { ConnectionOptions } from 'node:tls'
+import type { PerMessageDeflateOptions } from 'ws'
+import { InvalidOptionError } from './errors'
+
+/** TLS settings passed to the backend connection (for `wss:` backends). */
+export type BackendTlsOptions = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'pfx' | 'passphrase' | 'rejectUnauthorized' | 'servername' | 'checkServerIdentity'>
+
+/** One backend: where it is and how to connect to it. */
+export interface BackendConfig extends BackendTlsOptions {
+  /** `ws:` or `wss:` URL; the client's query string is appended to it. */
+  url: string
+  /** Extra headers sent on the handshake to this backend (after the client's, before `rewriteRequestHeaders`). */
+  headers?: Record<string, string>
+  /** Offer permessage-deflate to this backend (default off). */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions
+  /** Largest message accepted from this backend, in bytes (default: the gateway's `maxPayload`). */
+  maxPayload?: number
+}
+
+/** A backend as written in the options: a URL string or a full config. */
+export type BackendOption = string | BackendConfig
+
+/** A validated backend, ready to connect to. */
+export interface ResolvedBackend {
+  readonly id: string
+  readonly url: URL
+  readonly headers: Readonly<Record<string, string>>
+  readonly perMessageDeflate: boolean | PerMessageDeflateOptions
+  readonly maxPayload: number
+  readonly tls: BackendTlsOptions
+}
+
+/** Headers sent to the backend on the handshake. */
+export type UpstreamHeaders = Record<string, string | string[]>
+
+/** Options of `fastify.register(wsGateway, options)`. The README has the table with defaults. */
+export interface WsGatewayOptions {
+  /** Route of the WebSocket endpoint. Default `/ws`. */
+  path?: string
+  /** Static map of backend ID → URL or config. */
+  backends?: Record<string, BackendOption>
+  /** Resolver for IDs not in `backends` (service discovery); `undefined` means unknown (404). */
+  resolveBackend?: (id: string, request: FastifyRequest) => BackendOption | undefined | Promise<BackendOption | undefined>
+  /** Header carrying the backend ID. Default `id`. */
+  idHeader?: string
+  /** Options for @fastify/jwt. Omit to reuse the app's own @fastify/jwt registration. */
+  jwt?: FastifyJWTOptions
+  /** Per-backend access check from `request.user`; false → 403. */
+  authorize?: (request: FastifyRequest, backendId: string) => boolean | Promise<boolean>
+  /** Browser origins allowed to connect: exact origins or a predicate. Default: any. */
+  allowedOrigins?: readonly string[] | ((origin: string, request: FastifyRequest) => boolean)
+  /** Milliseconds to wait for the backend to accept. Default 10000. */
+  connectTimeout?: number
+  /** Largest message accepted on either leg, in bytes (inclusive). Default 1 MiB. */
+  maxPayload?: number
+  /** Milliseconds between pings on both legs; a leg that missed a pong is terminated. 0 = off. Default 30000. */
+  heartbeatInterval?: number
+  /** Milliseconds without a data frame either way after which both legs are closed. 0 = off (default). */
+  idleTimeout?: number
+  /** Buffered bytes on a leg above which the other leg stops being read. Default 1 MiB. */
+  highWaterMark?: number
+  /** Milliseconds `fastify.close()` waits for close handshakes before terminating what is left. Default 5000. */
+  closeTimeout?: number
+  /** Seconds of clock skew tolerated on `exp`/`nbf` (only when the gateway registers @fastify/jwt). Default 5. */
+  clockTolerance?: number
+  /** Change the headers sent to the backend. */
+  rewriteRequestHeaders?: (request: FastifyRequest, headers: UpstreamHeaders) => UpstreamHeaders
+}
+
+/** The options after validation, with every default filled in. */
+export interface ResolvedOptions {
+  readonly path: string
+  readonly backends: ReadonlyMap<string, ResolvedBackend>
+  readonly resolveBackend?: WsGatewayOptions['resolveBackend']
+  readonly idHeader: string
+  readonly jwt?: FastifyJWTOptions
+  readonly authorize?: WsGatewayOptions['authorize']
+  readonly isOriginAllowed?: (origin: string, request: FastifyRequest) => boolean
+  readonly connectTimeout: number
+  readonly maxPayload: number
+  readonly heartbeatInterval: number
+  readonly idleTimeout: number
+  readonly highWaterMark: number
+  readonly closeTimeout: number
+  readonly clockTolerance: number
+  readonly rewriteRequestHeaders?: WsGatewayOptions['rewriteRequestHeaders']
+}
+
+export const DEFAULT_PATH = '/ws'
+export const DEFAULT_ID_HEADER = 'id'
+export const DEFAULT_CONNECT_TIMEOUT = 10_000
+export const DEFAULT_MAX_PAYLOAD = 1024 * 1024
+export const DEFAULT_HEARTBEAT_INTERVAL = 30_000
+export const DEFAULT_IDLE_TIMEOUT = 0
+export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024
+export const DEFAULT_CLOSE_TIMEOUT = 5_000
+export const DEFAULT_CLOCK_TOLERANCE = 5
+
+/** Backend IDs are only ever looked up, never pasted into a URL; this keeps them boring. */
+export const BACKEND_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
+const HEADER_NAME_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/** Our options, plus the ones Fastify itself reads from every plugin's options. */
+const KNOWN_OPTIONS = new Set([
+  'path', 'backends', 'resolveBackend', 'idHeader', 'jwt', 'authorize', 'allowedOrigins',
+  'connectTimeout', 'maxPayload', 'heartbeatInterval', 'idleTimeout', 'highWaterMark',
+  'closeTimeout', 'clockTolerance', 'rewriteRequestHeaders',
+  'prefix', 'logLevel', 'logSerializers'
+])
+
+function fail (message: string): never {
+  throw new InvalidOptionError(message)
+}
+
+function isPlainObject (value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value)
+}
+
+function checkFunction (value: unknown, name: string): void {
+  if (value !== undefined && typeof value !== 'function') fail(`${name} must be a function`)
+}
+
+function checkInteger (opts: Record<string, unknown>, name: string, fallback: number, min: number): number {
+  const value = opts[name] ?? fallback
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
+    fail(`${name} must be an integer >= ${min}`)
+  }
+  return value
+}
+
+/**
+ * Validates one backend entry (from the `backends` map or returned by `resolveBackend`).
+ * `where` names it in messages, e.g. `backends["Backend_ABC"]`.
+ */
+export function resolveBackendConfig (id: string, option: unknown, where: string, gatewayMaxPayload: number): ResolvedBackend {
+  const config = typeof option === 'string' ? { url: option } : option
+  if (!isPlainObject(config)) fail(`${where} must be a URL string or an object with a url`)
+  let url: URL
+  try {
+    url = new URL(String(config.url))
+  } catch {
+    fail(`${where}.url must be a ws: or wss: URL`)
+  }
+  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') fail(`${where}.url must be a ws: or wss: URL`)
+  if (url.hash !== '') fail(`${where}.url must not have a #fragment`)
+  const headers = config.headers ?? {}
+  if (!isPlainObject(headers) || !Object.values(headers).every((v) => typeof v === 'string')) {
+    fail(`${where}.headers must be an object of string values`)
+  }
+  const { url: _url, headers: _headers, perMessageDeflate = false, maxPayload = gatewayMaxPayload, ...tls } = config
+  if (typeof perMessageDeflate !== 'boolean' && !isPlainObject(perMessageDeflate)) {
+    fail(`${where}.perMessageDeflate must be a boolean or an object`)
+  }
+  if (typeof maxPayload !== 'number' || !Number.isInteger(maxPayload) || maxPayload < 1) {
+    fail(`${where}.maxPayload must be an integer >= 1`)
+  }
+  return Object.freeze({
+    id,
+    url,
+    headers: Object.freeze({ ...headers as Record<string, string> }),
+    perMessageDeflate: perMessageDeflate as boolean | PerMessageDeflateOptions,
+    maxPayload,
+    tls: Object.freeze(tls as BackendTlsOptions)
+  })
+}
+
+function resolveOrigins (allowed: unknown): ResolvedOptions['isOriginAllowed'] {
+  if (allowed === undefined) return undefined
+  if (typeof allowed === 'function') return allowed as ResolvedOptions['isOriginAllowed']
+  if (!Array.isArray(allowed) || !allowed.every((o) => typeof o === 'string')) {
+    fail('allowedOrigins must be an array of origins or a function')
+  }
+  const origins = new Set(allowed.map((o: string) => o.toLowerCase()))
+  return (origin) => origins.has(origin.toLowerCase())
+}
+
+/**
+ * Checks every option and returns a new frozen object with the defaults filled in. The caller's
+ * object is never modified. Throws `FST_WS_GATEWAY_INVALID_OPTION` naming the option at fault.
+ */
+export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions {
+  if (!isPlainObject(input)) fail('options must be an object')
+  const opts = input as Record<string, unknown>
+  for (const name of Object.keys(opts)) {
+    if (!KNOWN_OPTIONS.has(name)) fail(`unknown option "${name}"`)
+  }
+
+  const path = opts.path ?? DEFAULT_PATH
+  if (typeof path !== 'string' || !path.startsWith('/')) fail('path must be a string starting with "/"')
+
+  const idHeader = opts.idHeader ?? DEFAULT_ID_HEADER
+  if (typeof idHeader !== 'string' || !HEADER_NAME_PATTERN.test(idHeader)) fail('idHeader must be a valid HTTP header name')
+
+  const maxPayload = checkInteger(opts, 'maxPayload', DEFAULT_MAX_PAYLOAD, 1)
+
+  const backendsInput = opts.backends ?? {}
+  if (!isPlainObject(backendsInput)) fail('backends must be an object mapping IDs to backends')
+  const backends = new Map<string, ResolvedBackend>()
+  for (const [id, option] of Object.entries(backendsInput)) {
+    if (!BACKEND_ID_PATTERN.test(id)) fail(`backends["${id}"]: IDs must match ${BACKEND_ID_PATTERN}`)
+    backends.set(id, resolveBackendConfig(id, option, `backends["${id}"]`, maxPayload))
+  }
+  checkFunction(opts.resolveBackend, 'resolveBackend')
+  if (backends.size === 0 && opts.resolveBackend === undefined) fail('give backends, resolveBackend or both')
+
+  if (opts.jwt !== undefined && !isPlainObject(opts.jwt)) fail('jwt must be an object of @fastify/jwt options')
+  checkFunction(opts.authorize, 'authorize')
+  checkFunction(opts.rewriteRequestHeaders, 'rewriteRequestHeaders')
+
+  return Object.freeze({
+    path,
+    backends,
+    resolveBackend: opts.resolveBackend as WsGatewayOptions['resolveBackend'],
+    idHeader: idHeader.toLowerCase(),
+    jwt: opts.jwt as FastifyJWTOptions | undefined,
+    authorize: opts.authorize as WsGatewayOptions['authorize'],
+    isOriginAllowed: resolveOrigins(opts.allowedOrigins),
+    connectTimeout: checkInteger(opts, 'connectTimeout', DEFAULT_CONNECT_TIMEOUT, 1),
+    maxPayload,
+    heartbeatInterval: checkInteger(opts, 'heartbeatInterval', DEFAULT_HEARTBEAT_INTERVAL, 0),
+    idleTimeout: checkInteger(opts, 'idleTimeout', DEFAULT_IDLE_TIMEOUT, 0),
+    highWaterMark: checkInteger(opts, 'highWaterMark', DEFAULT_HIGH_WATER_MARK, 1),
+    closeTimeout: checkInteger(opts, 'closeTimeout', DEFAULT_CLOSE_TIMEOUT, 0),
+    clockTolerance: checkInteger(opts, 'clockTolerance', DEFAULT_CLOCK_TOLERANCE, 0),
+    rewriteRequestHeaders: opts.rewriteRequestHeaders as WsGatewayOptions['rewriteRequestHeaders']
+  })
+}

@@ -1,0 +1,187 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type WebSocket from 'ws'
+import { CloseCode, isSendable, truncateReason } from './close-codes'
+
+/** Frames and bytes that came in on one leg. */
+export interface Traffic {
+  frames: number
+  bytes: number
+}
+
+/** What a relay needs from the gateway that runs it. */
+export interface RelaySettings {
+  readonly maxPayload: number
+  readonly highWaterMark: number
+  readonly idleTimeout: number
+  readonly log: FastifyBaseLogger
+  /** Called once, when both legs are closed. */
+  readonly onEnd: (relay: Relay) => void
+}
+
+/** A close the gateway has decided on for a leg, instead of mirroring the other leg's. */
+interface PlannedClose {
+  code: number
+  reason: string
+}
+
+type LegName = 'client' | 'backend'
+
+/** One side of the relay: its socket and what the relay tracks about it. */
+class Leg {
+  readonly traffic: Traffic = { frames: 0, bytes: 0 }
+  /** The close code this leg ended with (1005 none, 1006 abnormal), once closed. */
+  code: number | undefined
+  /** Set by a ws protocol error (bad UTF-8, oversized message…) that made ws close this leg. */
+  violation: string | undefined
+  /** How to close this leg when the other one closes, if the gateway has decided. */
+  planned: PlannedClose | undefined
+  /** Whether this leg is not being read because the other one is over its high-water mark. */
+  paused = false
+  /** Whether a pong came back since the last heartbeat ping. */
+  alive = true
+
+  constructor (readonly name: LegName, readonly ws: WebSocket) {}
+
+  /** Closes this leg with a code (none for 1005) unless it is already closing. */
+  close (code?: number, reason?: string | Buffer): void {
+    if (this.ws.readyState !== this.ws.OPEN) return
+    if (code === undefined) this.ws.close()
+    else this.ws.close(code, truncateReason(reason ?? ''))
+  }
+}
+
+/**
+ * Relays messages between a client and a backend WebSocket: text stays text, binary stays binary,
+ * buffers pass untouched and in order. Close codes are mirrored (see `mirrorClose`), a leg whose
+ * buffered bytes pass `highWaterMark` stops the other leg from being read until it drains, and
+ * the gateway's heartbeat and idle timer can end both legs.
+ *
+ * This is the unit a per-message pipeline can be put in front of: `forward` is the only place a
+ * message passes through.
+ */
+export class Relay {
+  readonly client: Leg
+  readonly backend: Leg
+  readonly openedAt = Date.now()
+  private readonly idleTimer: NodeJS.Timeout | undefined
+
+  constructor (clientWs: WebSocket, backendWs: WebSocket, private readonly settings: RelaySettings) {
+    this.client = new Leg('client', clientWs)
+    this.backend = new Leg('backend', backendWs)
+    if (settings.idleTimeout > 0) {
+      this.idleTimer = setTimeout(() => this.closeIdle(), settings.idleTimeout).unref()
+    }
+    this.attach(this.client, this.backend)
+    this.attach(this.backend, this.client)
+    // The backend leg was paused while the client's upgrade completed; what it sent meanwhile
+    // is read now, in order.
+    backendWs.resume()
+  }
+
+  private attach (from: Leg, to: Leg): void {
+    const onSent = (): void => this.drained(to, from)
+    from.ws.on('message', (data: Buffer, isBinary: boolean) => this.forward(from, to, data, isBinary, onSent))
+    from.ws.on('pong', () => { from.alive = true })
+    from.ws.on('error', (err: Error & { code?: string }) => {
+      if (err.code?.startsWith('WS_ERR_') === true) from.violation = err.code
+      this.settings.log.debug({ err, leg: from.name }, 'ws gateway leg error')
+    })
+    from.ws.on('close', (code: number, reason: Buffer) => this.closed(from, to, code, reason))
+  }
+
+  /** Sends one message on to the other leg and pauses the sender if the receiver is backed up. */
+  private forward (from: Leg, to: Leg, data: Buffer, isBinary: boolean, onSent: () => void): void {
+    if (data.length > this.settings.maxPayload) {
+      // Only reached when the shared WebSocket server allows more than this gateway does.
+      this.closeBoth(from, CloseCode.MESSAGE_TOO_BIG, 'message too big', CloseCode.GOING_AWAY, 'going away')
+      return
+    }
+    from.traffic.frames++
+    from.traffic.bytes += data.length
+    this.idleTimer?.refresh()
+    to.ws.send(data, { binary: isBinary }, onSent)
+    if (!from.paused && to.ws.bufferedAmount > this.settings.highWaterMark) {
+      from.paused = true
+      from.ws.pause()
+    }
+  }
+
+  /** After a write on `to` completes: reads `from` again once `to` is down to half its limit. */
+  private drained (to: Leg, from: Leg): void {
+    if (from.paused && to.ws.bufferedAmount <= this.settings.highWaterMark / 2) {
+      from.paused = false
+      from.ws.resume()
+    }
+  }
+
+  /** One leg has closed: close the other the way the table in the README says, then finish. */
+  private closed (leg: Leg, other: Leg, code: number, reason: Buffer): void {
+    leg.code = code
+    if (other.code === undefined) {
+      if (other.planned !== undefined) other.close(other.planned.code, other.planned.reason)
+      else this.mirrorClose(leg, other, code, reason)
+      return
+    }
+    clearTimeout(this.idleTimer)
+    this.settings.onEnd(this)
+  }
+
+  private mirrorClose (leg: Leg, other: Leg, code: number, reason: Buffer): void {
+    if (leg.violation !== undefined) {
+      // ws already told the offender why (1002, 1007, 1009…); the other side only learns that its
+      // peer is gone — or, for a backend breaking the protocol, that the gateway got a bad answer.
+      const tooBig = leg.violation === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
+      if (leg.name === 'client' || tooBig) other.close(CloseCode.GOING_AWAY, 'going away')
+      else other.close(CloseCode.BAD_GATEWAY, 'bad gateway')
+    } else if (code === CloseCode.NO_STATUS) {
+      other.close()
+    } else if (code === CloseCode.ABNORMAL || !isSendable(code)) {
+      if (leg.name === 'client') other.ws.terminate()
+      else other.close(CloseCode.BAD_GATEWAY, 'bad gateway')
+    } else {
+      other.close(code, reason)
+    }
+  }
+
+  /** Closes both legs at once with codes the gateway chose. */
+  private closeBoth (first: Leg, code: number, reason: string, otherCode: number, otherReason: string): void {
+    const other = first === this.client ? this.backend : this.client
+    other.planned = { code: otherCode, reason: otherReason }
+    first.close(code, reason)
+    other.close(otherCode, otherReason)
+  }
+
+  private closeIdle (): void {
+    this.closeBoth(this.client, CloseCode.GOING_AWAY, 'idle timeout', CloseCode.GOING_AWAY, 'idle timeout')
+  }
+
+  /**
+   * Starts a graceful close from the gateway's side (shutdown): the client leg is closed first and
+   * the backend leg only once the client's close arrives, so every message the client sent before
+   * it saw the close still reaches the backend.
+   */
+  shutdown (code: number, reason: string): void {
+    this.backend.planned = { code, reason }
+    this.client.close(code, reason)
+  }
+
+  /** Ends both legs at once, without a close handshake (the last step of a shutdown). */
+  terminate (): void {
+    this.client.ws.terminate()
+    this.backend.ws.terminate()
+  }
+
+  /** One heartbeat tick: a leg that did not answer the last ping is terminated, the rest pinged. */
+  heartbeat (): void {
+    for (const leg of [this.client, this.backend]) {
+      if (leg.ws.readyState !== leg.ws.OPEN) continue
+      if (!leg.alive) {
+        this.settings.log.debug({ leg: leg.name }, 'ws gateway leg missed a heartbeat')
+        leg.ws.terminate()
+        continue
+      }
+      leg.alive = false
+      leg.ws.ping()
+    }
+  }
+}

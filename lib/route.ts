@@ -1,0 +1,122 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { WebSocket, WebSocketServer } from 'ws'
+import type { IncomingMessage } from 'node:http'
+import '@fastify/websocket'
+import { authenticate, type VerifyToken } from './auth'
+import { backendIdOf, findBackend } from './backends'
+import { ForbiddenError, OriginForbiddenError, ShuttingDownError } from './errors'
+import { checkHandshake } from './handshake'
+import type { ResolvedBackend, ResolvedOptions } from './options'
+import type { Registry } from './registry'
+import { Relay } from './relay'
+import { openUpstream, type Upstream } from './upstream'
+
+/** What the preValidation hooks learn about an upgrade, for the next hook and the handler. */
+interface Handshake {
+  backend?: ResolvedBackend
+  upstream?: Upstream
+}
+
+/** Where the backend's chosen subprotocol waits for the client's upgrade (see `chooseProtocols`). */
+const kProtocol = Symbol('fastify-ws-gateway.protocol')
+const kChoosesProtocols = Symbol('fastify-ws-gateway.choosesProtocols')
+type GatewayMessage = IncomingMessage & { [kProtocol]?: string | false }
+
+/**
+ * Makes the shared WebSocket server answer a gateway upgrade with the subprotocol the backend
+ * chose — or none, when it chose none — instead of ws's default (the client's first offer).
+ * Upgrades of the app's other WebSocket routes keep the app's own `handleProtocols`.
+ */
+export function chooseProtocols (wss: WebSocketServer & { [kChoosesProtocols]?: true }): void {
+  if (wss[kChoosesProtocols] === true) return
+  wss[kChoosesProtocols] = true
+  const previous = wss.options.handleProtocols
+  wss.options.handleProtocols = (protocols: Set<string>, req: GatewayMessage) => {
+    if (kProtocol in req) return req[kProtocol] ?? false
+    return previous === undefined ? protocols.values().next().value ?? false : previous(protocols, req)
+  }
+}
+
+interface RouteSettings {
+  opts: ResolvedOptions
+  registry: Registry
+  verify: VerifyToken
+}
+
+/**
+ * Adds the gateway's WebSocket route. Everything that can refuse a client runs in preValidation,
+ * in this order, so the client gets an HTTP status and never a 101 it cannot use: handshake
+ * checks, origin, token, backend ID, `authorize`, and finally the backend connection itself.
+ */
+export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, verify }: RouteSettings): void {
+  const handshakes = new WeakMap<FastifyRequest, Handshake>()
+
+  async function checkRequest (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    checkHandshake(request, reply)
+    if (registry.closing) throw new ShuttingDownError()
+    const origin = request.headers.origin
+    if (origin !== undefined && opts.isOriginAllowed !== undefined && !opts.isOriginAllowed(origin, request)) {
+      throw new OriginForbiddenError()
+    }
+  }
+
+  async function checkToken (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    reply.header('www-authenticate', 'Bearer')
+    await authenticate(request, verify)
+    reply.removeHeader('www-authenticate')
+  }
+
+  async function resolveBackend (request: FastifyRequest): Promise<void> {
+    const id = backendIdOf(request, opts.idHeader)
+    const backend = await findBackend(request, id, opts)
+    if (opts.authorize !== undefined && !(await opts.authorize(request, id))) throw new ForbiddenError()
+    handshakes.set(request, { backend })
+  }
+
+  async function connectBackend (request: FastifyRequest): Promise<void> {
+    const handshake = handshakes.get(request) as Handshake
+    handshake.upstream = await openUpstream(request, handshake.backend as ResolvedBackend, opts)
+    ;(request.raw as GatewayMessage)[kProtocol] = handshake.upstream.protocol
+  }
+
+  function relay (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
+    const { backend, upstream } = handshakes.get(request) as Required<Handshake>
+    // The relay owns both sockets from here: @fastify/websocket's own error handler (which logs a
+    // peer's disconnect as an error) and its shutdown (which closes without a code) are taken off.
+    socket.removeAllListeners('error')
+    this.websocketServer.clients.delete(socket)
+    const sub = (request.user as { sub?: unknown } | undefined)?.sub
+    const log = request.log
+    const connection = new Relay(socket, upstream.adopt(), {
+      maxPayload: opts.maxPayload,
+      highWaterMark: opts.highWaterMark,
+      idleTimeout: opts.idleTimeout,
+      log,
+      onEnd (ended) {
+        registry.remove(ended)
+        log.info({
+          backendId: backend.id,
+          sub,
+          clientCode: ended.client.code,
+          backendCode: ended.backend.code,
+          durationMs: Date.now() - ended.openedAt,
+          fromClient: ended.client.traffic,
+          fromBackend: ended.backend.traffic
+        }, 'ws gateway connection closed')
+      }
+    })
+    registry.add(connection)
+    log.info({ backendId: backend.id, sub, protocol: upstream.protocol }, 'ws gateway connection open')
+    // A shutdown that began while this backend was connecting closes the newcomer at once.
+    if (registry.closing) connection.shutdown(1001, 'server shutting down')
+  }
+
+  fastify.route({
+    method: 'GET',
+    url: opts.path,
+    websocket: true,
+    preValidation: [checkRequest, checkToken, resolveBackend, connectBackend],
+    onError: async (_request, _reply, error) => { registry.reject(error.code ?? 'UNKNOWN') },
+    handler: relay
+  })
+}

@@ -1,0 +1,105 @@
+import type { FastifyRequest } from 'fastify'
+import WebSocket from 'ws'
+import { BackendRefusedError, BadGatewayError, ClientGoneError, GatewayTimeoutError } from './errors'
+import { offeredProtocols, upstreamHeaders, upstreamUrl } from './handshake'
+import type { ResolvedBackend, ResolvedOptions } from './options'
+
+/** An open backend connection, paused until the relay adopts it. */
+export interface Upstream {
+  readonly socket: WebSocket
+  /** The subprotocol the backend chose, or undefined for none. */
+  readonly protocol: string | undefined
+  /** Hands the socket over to the relay: from now on the relay owns its lifetime. */
+  adopt: () => WebSocket
+}
+
+/**
+ * Opens the backend connection before the client's upgrade is completed, so a refusal can still
+ * be answered with an HTTP status: a 4xx from the backend is passed through, any other status or
+ * an unreachable backend is 502, and no answer within `connectTimeout` is 504.
+ *
+ * Once open, the socket is paused: frames the backend sends at once wait in the kernel until the
+ * relay resumes it, so none are lost while the client's upgrade completes. Until the relay adopts
+ * it, the socket is terminated if the client goes away or the request ends in an error.
+ */
+export async function openUpstream (request: FastifyRequest, backend: ResolvedBackend, opts: ResolvedOptions): Promise<Upstream> {
+  const offered = offeredProtocols(request)
+  const headers = upstreamHeaders(request, backend, opts)
+  if (offered.length > 0) headers['sec-websocket-protocol'] = offered.join(', ')
+  const socket = new WebSocket(upstreamUrl(request, backend), {
+    ...backend.tls,
+    headers: headers as Record<string, string>,
+    perMessageDeflate: backend.perMessageDeflate,
+    maxPayload: backend.maxPayload,
+    followRedirects: false
+  })
+  const client = request.raw.socket
+  const terminate = (): void => socket.terminate()
+  client.once('close', terminate)
+
+  let protocol: string | undefined
+  // The protocols go to the backend as a plain header rather than ws's `protocols` argument: ws
+  // fails a handshake where it offered protocols and the server chose none, which is legal and
+  // must reach the client as "none". The choice is read here and checked against the offer below.
+  socket.on('upgrade', (res) => {
+    protocol = res.headers['sec-websocket-protocol'] as string | undefined
+    delete res.headers['sec-websocket-protocol']
+  })
+
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => settle(new GatewayTimeoutError()), opts.connectTimeout)
+    function settle (err?: Error): void {
+      clearTimeout(timer)
+      client.removeListener('close', onClientGone)
+      socket.removeListener('open', onOpen)
+      socket.removeListener('unexpected-response', onResponse)
+      socket.removeListener('error', onError)
+      // Errors after the handshake belong to the relay; until it attaches its own listener they
+      // must still be caught, or one would crash the process.
+      socket.on('error', ignore)
+      if (err === undefined) return resolve()
+      socket.terminate()
+      reject(err)
+    }
+    function onOpen (): void {
+      socket.pause()
+      if (protocol !== undefined && !offered.includes(protocol)) {
+        request.log.warn({ backendId: backend.id }, 'ws gateway backend chose a subprotocol the client did not offer')
+        return settle(new BadGatewayError())
+      }
+      settle()
+    }
+    function onResponse (_req: unknown, res: { statusCode?: number, resume: () => void }): void {
+      res.resume()
+      const status = res.statusCode ?? 502
+      request.log.warn({ backendId: backend.id, status }, 'ws gateway backend refused the handshake')
+      if (status >= 400 && status < 500) {
+        return settle(Object.assign(new BackendRefusedError(status), { statusCode: status }))
+      }
+      settle(new BadGatewayError())
+    }
+    function onError (err: Error): void {
+      request.log.warn({ err, backendId: backend.id }, 'ws gateway backend unreachable')
+      settle(new BadGatewayError())
+    }
+    function onClientGone (): void {
+      settle(new ClientGoneError())
+    }
+    client.once('close', onClientGone)
+    socket.once('open', onOpen)
+    socket.once('unexpected-response', onResponse)
+    socket.once('error', onError)
+  })
+
+  return {
+    socket,
+    protocol,
+    adopt () {
+      client.removeListener('close', terminate)
+      socket.removeListener('error', ignore)
+      return socket
+    }
+  }
+}
+
+function ignore (): void {}
