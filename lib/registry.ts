@@ -1,4 +1,4 @@
-import type { Relay, Traffic } from './relay'
+import type { Connection, Traffic } from './relay'
 import { CloseCode } from './close-codes'
 
 /** Counters of one gateway registration (or of all of them together). */
@@ -31,7 +31,7 @@ function addTraffic (into: Traffic, from: Traffic): void {
  * them on shutdown.
  */
 export class Registry {
-  private readonly relays = new Set<Relay>()
+  private readonly relays = new Set<Connection>()
   private readonly ended = { fromClient: { frames: 0, bytes: 0 }, fromBackend: { frames: 0, bytes: 0 } }
   private readonly rejected: Record<string, number> = {}
   private total = 0
@@ -42,7 +42,7 @@ export class Registry {
 
   constructor (private readonly heartbeatInterval: number) {}
 
-  add (relay: Relay): void {
+  add (relay: Connection): void {
     this.relays.add(relay)
     this.total++
     if (this.heartbeatInterval > 0 && this.heartbeatTimer === undefined) {
@@ -50,7 +50,7 @@ export class Registry {
     }
   }
 
-  remove (relay: Relay): void {
+  remove (relay: Connection): void {
     this.relays.delete(relay)
     addTraffic(this.ended.fromClient, relay.client.traffic)
     addTraffic(this.ended.fromBackend, relay.backend.traffic)

@@ -8,6 +8,30 @@ export interface Traffic {
   bytes: number
 }
 
+/** What the gateway reads of each leg of a connection, whatever engine relays it. */
+export interface LegState {
+  readonly name: LegName
+  readonly traffic: Traffic
+  /** The close code this leg ended with (1005 none, 1006 abnormal), once closed. */
+  readonly code: number | undefined
+}
+
+/**
+ * A relayed connection, as the registry and the route see it. Both engines implement it: the ws
+ * message relay (`Relay`, below) and the frame passthrough.
+ */
+export interface Connection {
+  readonly client: LegState
+  readonly backend: LegState
+  readonly openedAt: number
+  /** Graceful close from the gateway's side: the client leg first, the backend leg after it. */
+  shutdown: (code: number, reason: string) => void
+  /** Ends both legs at once, without a close handshake. */
+  terminate: () => void
+  /** One heartbeat tick: terminate a leg that missed the last pong, ping the others. */
+  heartbeat: () => void
+}
+
 /** What a relay needs from the gateway that runs it. */
 export interface RelaySettings {
   readonly maxPayload: number
@@ -15,7 +39,7 @@ export interface RelaySettings {
   readonly idleTimeout: number
   readonly log: FastifyBaseLogger
   /** Called once, when both legs are closed. */
-  readonly onEnd: (relay: Relay) => void
+  readonly onEnd: (connection: Connection) => void
 }
 
 /** A close the gateway has decided on for a leg, instead of mirroring the other leg's. */
@@ -24,10 +48,10 @@ interface PlannedClose {
   reason: string
 }
 
-type LegName = 'client' | 'backend'
+export type LegName = 'client' | 'backend'
 
 /** One side of the relay: its socket and what the relay tracks about it. */
-class Leg {
+class Leg implements LegState {
   readonly traffic: Traffic = { frames: 0, bytes: 0 }
   /** The close code this leg ended with (1005 none, 1006 abnormal), once closed. */
   code: number | undefined
@@ -59,7 +83,7 @@ class Leg {
  * This is the unit a per-message pipeline can be put in front of: `forward` is the only place a
  * message passes through.
  */
-export class Relay {
+export class Relay implements Connection {
   readonly client: Leg
   readonly backend: Leg
   readonly openedAt = Date.now()

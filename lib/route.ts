@@ -33,7 +33,8 @@ export function chooseProtocols (wss: WebSocketServer & { [kChoosesProtocols]?: 
   const previous = wss.options.handleProtocols
   wss.options.handleProtocols = (protocols: Set<string>, req: GatewayMessage) => {
     if (kProtocol in req) return req[kProtocol] ?? false
-    return previous === undefined ? protocols.values().next().value ?? false : previous(protocols, req)
+    // ws defaults the option to null, and then picks the first offer.
+    return typeof previous === 'function' ? previous(protocols, req) : protocols.values().next().value ?? false
   }
 }
 

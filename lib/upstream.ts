@@ -33,8 +33,10 @@ export async function openUpstream (request: FastifyRequest, backend: ResolvedBa
     maxPayload: backend.maxPayload,
     followRedirects: false
   })
+  // Node's HTTP server allows half-open sockets, so a client that leaves shows as 'end' first.
   const client = request.raw.socket
   const terminate = (): void => socket.terminate()
+  client.once('end', terminate)
   client.once('close', terminate)
 
   let protocol: string | undefined
@@ -50,6 +52,7 @@ export async function openUpstream (request: FastifyRequest, backend: ResolvedBa
     const timer = setTimeout(() => settle(new GatewayTimeoutError()), opts.connectTimeout)
     function settle (err?: Error): void {
       clearTimeout(timer)
+      client.removeListener('end', onClientGone)
       client.removeListener('close', onClientGone)
       socket.removeListener('open', onOpen)
       socket.removeListener('unexpected-response', onResponse)
@@ -85,6 +88,7 @@ export async function openUpstream (request: FastifyRequest, backend: ResolvedBa
     function onClientGone (): void {
       settle(new ClientGoneError())
     }
+    client.once('end', onClientGone)
     client.once('close', onClientGone)
     socket.once('open', onOpen)
     socket.once('unexpected-response', onResponse)
@@ -95,6 +99,7 @@ export async function openUpstream (request: FastifyRequest, backend: ResolvedBa
     socket,
     protocol,
     adopt () {
+      client.removeListener('end', terminate)
       client.removeListener('close', terminate)
       socket.removeListener('error', ignore)
       return socket

@@ -136,6 +136,7 @@ export async function handshake (port: number, headers: Record<string, string | 
     port,
     path,
     method,
+    agent: false,
     headers: {
       connection: 'Upgrade',
       upgrade: 'websocket',
