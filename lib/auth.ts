@@ -1,7 +1,8 @@
 import { createPublicKey } from 'node:crypto'
-import type { FastifyJWTOptions, JWT } from '@fastify/jwt'
+import type { FastifyJWTOptions } from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
-import { InvalidOptionError, InvalidTokenError, NoTokenError, TokenExpiredError } from './errors'
+import { ConflictingTokensError, InvalidOptionError, InvalidTokenError, NoTokenError, TokenExpiredError } from './errors'
+import type { ResolvedOptions } from './options'
 
 /** The claims the gateway relies on; anything else in the token is the app's business. */
 export interface TokenClaims {
@@ -76,24 +77,45 @@ export function jwtPluginOptions (jwt: FastifyJWTOptions, clockToleranceSeconds:
   } as FastifyJWTOptions
 }
 
-/** Picks the verify function of a @fastify/jwt registration (namespaced or the app's own). */
-export function verifierOf (jwt: JWT): VerifyToken {
-  return (token) => jwt.verify(token)
-}
-
 /** The token of an `Authorization: Bearer <token>` header, or undefined. */
-export function bearerToken (request: FastifyRequest): string | undefined {
+function bearerToken (request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
   return header === undefined ? undefined : BEARER.exec(header)?.[1]
 }
 
+/** A query parameter's value: undefined when absent, an array when repeated. */
+export function queryValue (request: FastifyRequest, name: string | undefined): string | string[] | undefined {
+  return name === undefined ? undefined : (request.query as Record<string, string | string[] | undefined>)[name]
+}
+
 /**
- * Verifies the client's token and stores its claims in `request.user`. Throws 401 errors whose
+ * The client's token, from wherever it may be: the Authorization header, the subprotocol list
+ * (browsers cannot set headers), and the query parameter and cookie when configured. Two
+ * different tokens in one request are refused rather than guessed between.
+ */
+export function tokenOf (request: FastifyRequest, opts: ResolvedOptions, protocolToken: string | undefined): string | undefined {
+  const cookies = (request as FastifyRequest & { cookies?: Record<string, string | undefined> }).cookies
+  const candidates = [
+    bearerToken(request),
+    protocolToken,
+    queryValue(request, opts.tokenQuery),
+    opts.tokenCookie === undefined ? undefined : cookies?.[opts.tokenCookie]
+  ].flat()
+  let token: string | undefined
+  for (const candidate of candidates) {
+    if (candidate === undefined || candidate === token) continue
+    if (token !== undefined) throw new ConflictingTokensError()
+    token = candidate
+  }
+  return token
+}
+
+/**
+ * Verifies the client's token (see `tokenOf`) and stores its claims in `request.user`. Throws 401 errors whose
  * message names the category of failure; `exp` is required whatever the JWT settings say, so a
  * stolen token cannot live forever.
  */
-export async function authenticate (request: FastifyRequest, verify: VerifyToken): Promise<TokenClaims> {
-  const token = bearerToken(request)
+export async function authenticate (request: FastifyRequest, verify: VerifyToken, token: string | undefined): Promise<TokenClaims> {
   if (token === undefined) throw new NoTokenError()
   let claims
   try {

@@ -24,6 +24,9 @@ export const NoTokenError = createError('FST_WS_GATEWAY_NO_TOKEN', 'Missing Bear
 /** The token failed verification: signature, algorithm, claims or format. */
 export const InvalidTokenError = createError('FST_WS_GATEWAY_INVALID_TOKEN', 'Invalid token: %s', 401)
 
+/** The request carries two different tokens (e.g. a header and a subprotocol token). */
+export const ConflictingTokensError = createError('FST_WS_GATEWAY_CONFLICTING_TOKENS', 'The request carries more than one token', 400)
+
 /** The token is past its `exp` (beyond the clock tolerance). */
 export const TokenExpiredError = createError('FST_WS_GATEWAY_TOKEN_EXPIRED', 'Token expired', 401)
 

@@ -6,13 +6,15 @@ const WEBSOCKET_KEY = /^[+/0-9A-Za-z]{22}==$/
 
 /**
  * Headers never copied to the backend: hop-by-hop ones (RFC 9110 §7.6.1), the WebSocket
- * handshake's own (the upstream client makes its own key, version and extensions), the host, and
+ * handshake's own (the upstream client makes its own key, version and extensions, and the
+ * protocols are sent without the gateway's token marker), the host, and
  * forwarding headers a client could forge (the gateway writes its own X-Forwarded-*).
  */
 const NOT_FORWARDED = new Set([
   'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te',
   'trailer', 'transfer-encoding', 'upgrade', 'http2-settings', 'host', 'content-length',
   'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-accept',
+  'sec-websocket-protocol',
   'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip'
 ])
 
@@ -35,21 +37,65 @@ export function checkHandshake (request: FastifyRequest, reply: FastifyReply): v
   }
 }
 
-/** The subprotocols a client offered, in its order (RFC 6455 §4.1: a comma-separated list). */
-export function offeredProtocols (request: FastifyRequest): string[] {
-  const header = request.headers['sec-websocket-protocol']
-  return header === undefined ? [] : header.split(',').map((p) => p.trim()).filter((p) => p !== '')
+/** What a client offered in `Sec-WebSocket-Protocol`. */
+export interface ProtocolOffer {
+  /** The protocols meant for the backend, in the client's order. */
+  readonly protocols: string[]
+  /** The token, when the client led its offer with the `tokenProtocol` marker and a token. */
+  readonly token?: string
 }
 
-/** The backend URL with the client's query string appended to the backend's own. */
-export function upstreamUrl (request: FastifyRequest, backend: ResolvedBackend): URL {
+/**
+ * Splits the client's subprotocol list (RFC 6455 §4.1: comma-separated): a browser that cannot
+ * set headers sends `[marker, token, ...protocols]`; the marker and the token are the gateway's
+ * and never reach the backend.
+ */
+export function protocolOffer (request: FastifyRequest, marker: string | false): ProtocolOffer {
+  const header = request.headers['sec-websocket-protocol']
+  const offered = header === undefined ? [] : header.split(',').map((p) => p.trim()).filter((p) => p !== '')
+  if (marker === false || offered[0] !== marker) return { protocols: offered }
+  return { protocols: offered.slice(2), token: offered[1] }
+}
+
+/** The query parameters that are the gateway's own, never forwarded. */
+function ownParameters (opts: ResolvedOptions): Set<string> {
+  return new Set([opts.idQuery, opts.tokenQuery].filter((name) => name !== undefined))
+}
+
+/** The raw query string less the gateway's own parameters, otherwise byte for byte. */
+function forwardedQuery (query: string, own: Set<string>): string {
+  if (own.size === 0) return query
+  return query.split('&').filter((pair) => {
+    const name = pair.split('=', 1)[0]
+    let decoded = name
+    try { decoded = decodeURIComponent(name.replace(/\+/g, ' ')) } catch {}
+    return !own.has(decoded)
+  }).join('&')
+}
+
+/** The backend URL with the client's query string (less the gateway's parameters) appended. */
+export function upstreamUrl (request: FastifyRequest, backend: ResolvedBackend, opts: ResolvedOptions): URL {
   const url = new URL(backend.url)
   const queryAt = request.url.indexOf('?')
-  if (queryAt !== -1) {
-    const query = request.url.slice(queryAt + 1)
-    url.search = url.search === '' ? query : `${url.search.slice(1)}&${query}`
-  }
+  const query = queryAt === -1 ? '' : forwardedQuery(request.url.slice(queryAt + 1), ownParameters(opts))
+  if (query !== '') url.search = url.search === '' ? query : `${url.search.slice(1)}&${query}`
   return url
+}
+
+/**
+ * Fastify's request log serializer with the `tokenQuery` parameter's value replaced by
+ * `[redacted]`, so a token in the URL never reaches a log line.
+ */
+export function redactingRequestSerializer (tokenQuery: string): (request: FastifyRequest) => Record<string, unknown> {
+  const pattern = new RegExp(`([?&]${tokenQuery.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}=)[^&]*`, 'g')
+  return (request) => ({
+    method: request.method,
+    url: request.url.replace(pattern, '$1[redacted]'),
+    version: request.headers['accept-version'],
+    host: request.host,
+    remoteAddress: request.ip,
+    remotePort: request.socket.remotePort
+  })
 }
 
 /**

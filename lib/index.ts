@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
+import fastifyCookie from '@fastify/cookie'
 import fastifyJwt, { type JWT } from '@fastify/jwt'
 import fastifyWebsocket from '@fastify/websocket'
 import { jwtPluginOptions, type VerifyToken } from './auth'
@@ -88,8 +89,9 @@ const plugin: FastifyPluginAsync<WsGatewayOptions> = async function wsGateway (f
   const namespace = `wsGateway${registries.size}`
   registries.set(opts.path, registry)
   fastify.addHook('preClose', async () => { await registry.shutdown(opts.closeTimeout) })
-  // The route and the gateway's @fastify/jwt live in a context of their own.
+  // The route, the gateway's @fastify/jwt and its cookie parsing live in a context of their own.
   await fastify.register(async (scope) => {
+    if (opts.tokenCookie !== undefined && !scope.hasRequestDecorator('cookies')) await scope.register(fastifyCookie)
     const verify = await tokenVerifier(scope, opts, namespace)
     addGatewayRoute(scope, { opts, registry, verify })
   })

@@ -67,6 +67,23 @@ export interface WsGatewayOptions {
   clockTolerance?: number
   /** Change the headers sent to the backend. */
   rewriteRequestHeaders?: (request: FastifyRequest, headers: UpstreamHeaders) => UpstreamHeaders
+  /**
+   * Marker of a token carried in the subprotocol list, for browsers: the client offers
+   * `[marker, token, ...appProtocols]`. `false` turns it off. Default `'bearer'`.
+   */
+  tokenProtocol?: string | false
+  /** Query parameter that may carry the backend ID when the ID header is absent. Default: none. */
+  idQuery?: string
+  /** Query parameter that may carry the token (redacted from logs, never forwarded). Default: none. */
+  tokenQuery?: string
+  /** Cookie that may carry the token (needs `allowedOrigins`). Default: none. */
+  tokenCookie?: string
+  /**
+   * How frames are relayed: `'passthrough'` forwards them over the raw sockets without decoding
+   * payloads (used when neither leg negotiated an extension), `'ws'` as whole messages through
+   * ws. Default `'passthrough'`.
+   */
+  engine?: RelayEngine
 }
 
 /** The options after validation, with every default filled in. */
@@ -86,6 +103,11 @@ export interface ResolvedOptions {
   readonly closeTimeout: number
   readonly clockTolerance: number
   readonly rewriteRequestHeaders?: WsGatewayOptions['rewriteRequestHeaders']
+  readonly engine: RelayEngine
+  readonly tokenProtocol: string | false
+  readonly idQuery?: string
+  readonly tokenQuery?: string
+  readonly tokenCookie?: string
 }
 
 export const DEFAULT_PATH = '/ws'
@@ -97,6 +119,11 @@ export const DEFAULT_IDLE_TIMEOUT = 0
 export const DEFAULT_HIGH_WATER_MARK = 1024 * 1024
 export const DEFAULT_CLOSE_TIMEOUT = 5_000
 export const DEFAULT_CLOCK_TOLERANCE = 5
+export const DEFAULT_ENGINE: RelayEngine = 'passthrough'
+export const DEFAULT_TOKEN_PROTOCOL = 'bearer'
+
+/** The relay engines: frames over the raw sockets, or messages through ws. */
+export type RelayEngine = 'passthrough' | 'ws'
 
 /** Backend IDs are only ever looked up, never pasted into a URL; this keeps them boring. */
 export const BACKEND_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
@@ -106,7 +133,8 @@ const HEADER_NAME_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
 const KNOWN_OPTIONS = new Set([
   'path', 'backends', 'resolveBackend', 'idHeader', 'jwt', 'authorize', 'allowedOrigins',
   'connectTimeout', 'maxPayload', 'heartbeatInterval', 'idleTimeout', 'highWaterMark',
-  'closeTimeout', 'clockTolerance', 'rewriteRequestHeaders',
+  'closeTimeout', 'clockTolerance', 'rewriteRequestHeaders', 'engine',
+  'tokenProtocol', 'idQuery', 'tokenQuery', 'tokenCookie',
   'prefix', 'logLevel', 'logSerializers'
 ])
 
@@ -120,6 +148,14 @@ function isPlainObject (value: unknown): value is Record<string, unknown> {
 
 function checkFunction (value: unknown, name: string): void {
   if (value !== undefined && typeof value !== 'function') fail(`${name} must be a function`)
+}
+
+/** An optional name (query parameter, cookie, protocol marker): a non-empty token. */
+function checkName (value: unknown, name: string): string | undefined {
+  if (value !== undefined && (typeof value !== 'string' || !HEADER_NAME_PATTERN.test(value))) {
+    fail(`${name} must be a non-empty name of letters, digits and !#$%&'*+.^_\`|~-`)
+  }
+  return value
 }
 
 function checkInteger (opts: Record<string, unknown>, name: string, fallback: number, min: number): number {
@@ -208,6 +244,13 @@ export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions 
   if (opts.jwt !== undefined && !isPlainObject(opts.jwt)) fail('jwt must be an object of @fastify/jwt options')
   checkFunction(opts.authorize, 'authorize')
   checkFunction(opts.rewriteRequestHeaders, 'rewriteRequestHeaders')
+  const engine = opts.engine ?? DEFAULT_ENGINE
+  if (engine !== 'passthrough' && engine !== 'ws') fail('engine must be "passthrough" or "ws"')
+  const tokenProtocol = opts.tokenProtocol === false ? false : checkName(opts.tokenProtocol ?? DEFAULT_TOKEN_PROTOCOL, 'tokenProtocol') as string
+  const tokenCookie = checkName(opts.tokenCookie, 'tokenCookie')
+  // A cookie rides along on any page's request: without an origin check any site could open a
+  // connection in the user's name (Cross-Site WebSocket Hijacking).
+  if (tokenCookie !== undefined && opts.allowedOrigins === undefined) fail('tokenCookie needs allowedOrigins')
 
   return Object.freeze({
     path,
@@ -224,6 +267,11 @@ export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions 
     highWaterMark: checkInteger(opts, 'highWaterMark', DEFAULT_HIGH_WATER_MARK, 1),
     closeTimeout: checkInteger(opts, 'closeTimeout', DEFAULT_CLOSE_TIMEOUT, 0),
     clockTolerance: checkInteger(opts, 'clockTolerance', DEFAULT_CLOCK_TOLERANCE, 0),
-    rewriteRequestHeaders: opts.rewriteRequestHeaders as WsGatewayOptions['rewriteRequestHeaders']
+    rewriteRequestHeaders: opts.rewriteRequestHeaders as WsGatewayOptions['rewriteRequestHeaders'],
+    engine,
+    tokenProtocol,
+    idQuery: checkName(opts.idQuery, 'idQuery'),
+    tokenQuery: checkName(opts.tokenQuery, 'tokenQuery'),
+    tokenCookie
   })
 }

@@ -2,17 +2,19 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket, WebSocketServer } from 'ws'
 import type { IncomingMessage } from 'node:http'
 import '@fastify/websocket'
-import { authenticate, type VerifyToken } from './auth'
+import { authenticate, tokenOf, type VerifyToken } from './auth'
 import { backendIdOf, findBackend } from './backends'
 import { ForbiddenError, OriginForbiddenError, ShuttingDownError } from './errors'
-import { checkHandshake } from './handshake'
+import { checkHandshake, protocolOffer, redactingRequestSerializer, type ProtocolOffer } from './handshake'
 import type { ResolvedBackend, ResolvedOptions } from './options'
 import type { Registry } from './registry'
+import { FrameRelay } from './frame-relay'
 import { Relay } from './relay'
 import { openUpstream, type Upstream } from './upstream'
 
 /** What the preValidation hooks learn about an upgrade, for the next hook and the handler. */
 interface Handshake {
+  offer: ProtocolOffer
   backend?: ResolvedBackend
   upstream?: Upstream
 }
@@ -59,25 +61,32 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
     if (origin !== undefined && opts.isOriginAllowed !== undefined && !opts.isOriginAllowed(origin, request)) {
       throw new OriginForbiddenError()
     }
+    handshakes.set(request, { offer: protocolOffer(request, opts.tokenProtocol) })
   }
 
   async function checkToken (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     reply.header('www-authenticate', 'Bearer')
-    await authenticate(request, verify)
+    const { offer } = handshakes.get(request) as Handshake
+    await authenticate(request, verify, tokenOf(request, opts, offer.token))
     reply.removeHeader('www-authenticate')
   }
 
   async function resolveBackend (request: FastifyRequest): Promise<void> {
-    const id = backendIdOf(request, opts.idHeader)
+    const id = backendIdOf(request, opts)
     const backend = await findBackend(request, id, opts)
     if (opts.authorize !== undefined && !(await opts.authorize(request, id))) throw new ForbiddenError()
-    handshakes.set(request, { backend })
+    const handshake = handshakes.get(request) as Handshake
+    handshake.backend = backend
   }
 
   async function connectBackend (request: FastifyRequest): Promise<void> {
     const handshake = handshakes.get(request) as Handshake
-    handshake.upstream = await openUpstream(request, handshake.backend as ResolvedBackend, opts)
-    ;(request.raw as GatewayMessage)[kProtocol] = handshake.upstream.protocol
+    const { offer } = handshake
+    handshake.upstream = await openUpstream(request, handshake.backend as ResolvedBackend, opts, offer.protocols)
+    // A browser that sent its token as a subprotocol fails the handshake unless one protocol is
+    // selected: when the backend chose none, the marker is — never the token.
+    const marker = offer.token !== undefined ? opts.tokenProtocol : false
+    ;(request.raw as GatewayMessage)[kProtocol] = handshake.upstream.protocol ?? marker
   }
 
   function relay (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
@@ -88,7 +97,12 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
     this.websocketServer.clients.delete(socket)
     const sub = (request.user as { sub?: unknown } | undefined)?.sub
     const log = request.log
-    const connection = new Relay(socket, upstream.adopt(), {
+    const backendWs = upstream.adopt()
+    // The passthrough engine relays frames as they are, so only legs without extensions (no
+    // permessage-deflate) can use it; it also needs ws's internals as it knows them (`canAdopt`).
+    const Engine = opts.engine === 'passthrough' && socket.extensions === '' && backendWs.extensions === '' &&
+      FrameRelay.canAdopt(socket, backendWs) ? FrameRelay : Relay
+    const connection = new Engine(socket, backendWs, {
       maxPayload: opts.maxPayload,
       highWaterMark: opts.highWaterMark,
       idleTimeout: opts.idleTimeout,
@@ -117,7 +131,8 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
     url: opts.path,
     websocket: true,
     preValidation: [checkRequest, checkToken, resolveBackend, connectBackend],
-    onError: async (_request, _reply, error) => { registry.reject(error.code ?? 'UNKNOWN') },
+    logSerializers: opts.tokenQuery === undefined ? undefined : { req: redactingRequestSerializer(opts.tokenQuery) },
+    onError: async (_request, _reply, error) => { registry.reject(error.code ?? 'INTERNAL') },
     handler: relay
   })
 }

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
 import WebSocket from 'ws'
 import { BackendRefusedError, BadGatewayError, ClientGoneError, GatewayTimeoutError } from './errors'
-import { offeredProtocols, upstreamHeaders, upstreamUrl } from './handshake'
+import { upstreamHeaders, upstreamUrl } from './handshake'
 import type { ResolvedBackend, ResolvedOptions } from './options'
 
 /** An open backend connection, paused until the relay adopts it. */
@@ -22,11 +22,10 @@ export interface Upstream {
  * relay resumes it, so none are lost while the client's upgrade completes. Until the relay adopts
  * it, the socket is terminated if the client goes away or the request ends in an error.
  */
-export async function openUpstream (request: FastifyRequest, backend: ResolvedBackend, opts: ResolvedOptions): Promise<Upstream> {
-  const offered = offeredProtocols(request)
+export async function openUpstream (request: FastifyRequest, backend: ResolvedBackend, opts: ResolvedOptions, offered: string[]): Promise<Upstream> {
   const headers = upstreamHeaders(request, backend, opts)
   if (offered.length > 0) headers['sec-websocket-protocol'] = offered.join(', ')
-  const socket = new WebSocket(upstreamUrl(request, backend), {
+  const socket = new WebSocket(upstreamUrl(request, backend, opts), {
     ...backend.tls,
     headers: headers as Record<string, string>,
     perMessageDeflate: backend.perMessageDeflate,

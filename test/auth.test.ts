@@ -124,6 +124,6 @@ t.test('registration fails clearly for missing or unusable JWT settings', async 
   for (const [jwt, message] of cases) {
     const app = Fastify()
     t.teardown(() => app.close())
-    await t.rejects(app.register(wsGateway, { backends: { A: 'ws://127.0.0.1:1' }, jwt: jwt as never }).ready(), { code: 'FST_WS_GATEWAY_INVALID_OPTION', message })
+    await t.rejects(async () => { await app.register(wsGateway, { backends: { A: 'ws://127.0.0.1:1' }, jwt: jwt as never }) }, { code: 'FST_WS_GATEWAY_INVALID_OPTION', message })
   }
 })

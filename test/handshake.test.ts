@@ -59,7 +59,7 @@ t.test('the ID header: missing 400, repeated 400, odd characters 400, unknown 40
   t.equal(missing.body.code, 'FST_WS_GATEWAY_NO_BACKEND_ID')
   const repeated = await handshake(gateway.port, { authorization: token, id: [BACKEND_ID, BACKEND_ID] })
   t.equal(repeated.status, 400)
-  t.equal(repeated.body.message, 'Invalid backend ID: the ID header is repeated')
+  t.equal(repeated.body.message, 'Invalid backend ID: the ID is repeated')
   for (const id of ['../etc', 'a b', 'x'.repeat(65), 'Backend_ABC?x=1', '']) {
     const res = await handshake(gateway.port, { authorization: token, id })
     t.equal(res.status, 400, JSON.stringify(id))

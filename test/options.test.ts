@@ -62,7 +62,7 @@ t.test('every bad option is refused with a message naming it', async (t) => {
 t.test('registration fails fast on a bad option', async (t) => {
   const app = Fastify()
   t.teardown(() => app.close())
-  await t.rejects(app.register(wsGateway, { ...valid, maxPayload: -1 }).ready(), { code: 'FST_WS_GATEWAY_INVALID_OPTION' })
+  await t.rejects(async () => { await app.register(wsGateway, { ...valid, maxPayload: -1 }) }, { code: 'FST_WS_GATEWAY_INVALID_OPTION' })
 })
 
 t.test('Fastify\'s own register options are accepted', async (t) => {
