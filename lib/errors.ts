@@ -51,6 +51,12 @@ export const BadGatewayError = createError('FST_WS_GATEWAY_BAD_GATEWAY', 'The ba
 /** The backend did not accept the connection within `connectTimeout`. */
 export const GatewayTimeoutError = createError('FST_WS_GATEWAY_TIMEOUT', 'The backend did not answer in time', 504)
 
+/** The client already holds `maxConnectionsPerIp` or `maxConnectionsPerSubject` connections. */
+export const TooManyConnectionsError = createError('FST_WS_GATEWAY_TOO_MANY_CONNECTIONS', 'Too many connections for this %s', 429)
+
+/** The gateway already holds `maxConnections` connections. */
+export const AtCapacityError = createError('FST_WS_GATEWAY_AT_CAPACITY', 'The gateway is at capacity', 503)
+
 /** The server is shutting down and takes no new connections. */
 export const ShuttingDownError = createError('FST_WS_GATEWAY_SHUTTING_DOWN', 'The gateway is shutting down', 503)
 

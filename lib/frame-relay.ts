@@ -6,6 +6,8 @@ import {
   CLOSE_FRAME_BYTE, EMPTY, MAX_CONTROL_PAYLOAD, MAX_HEADER_SIZE, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG,
   SERVER_PING, closeFrame, controlFrame, frameProblem, headerSize, payloadLength, unmask
 } from './frames'
+import { RateLimiter } from './rate-limit'
+import type { RateLimitOptions } from './options'
 import type { Connection, LegName, LegState, RelaySettings, Traffic } from './relay'
 
 /** What the parser of a leg is reading. */
@@ -60,6 +62,8 @@ class FrameLeg implements LegState {
   forwarding = false
   /** A fragmented data message is in progress. */
   inMessage = false
+  /** The current message is dropped by the rate limit (`onExceeded: 'drop'`), all its frames. */
+  dropping = false
   messageBytes = 0
   readonly control = Buffer.allocUnsafe(MAX_CONTROL_PAYLOAD)
   controlLength = 0
@@ -109,7 +113,10 @@ export class FrameRelay implements Connection {
   readonly client: FrameLeg
   readonly backend: FrameLeg
   readonly openedAt = Date.now()
+  dropped = 0
   private readonly idleTimer: NodeJS.Timeout | undefined
+  private readonly rateLimiter: RateLimiter | undefined
+  private slowConsumerTimer: NodeJS.Timeout | undefined
 
   /**
    * Whether both WebSockets can be taken over: each sits on a net.Socket (not a stream, as with
@@ -130,6 +137,7 @@ export class FrameRelay implements Connection {
     this.backend = new FrameLeg('backend', socketOf(backendWs), limitOf(backendWs, settings.maxPayload))
     this.client.other = this.backend
     this.backend.other = this.client
+    if (settings.rateLimit !== false) this.rateLimiter = new RateLimiter(settings.rateLimit)
     if (settings.idleTimeout > 0) {
       this.idleTimer = setTimeout(() => this.closeIdle(), settings.idleTimeout).unref()
     }
@@ -226,16 +234,24 @@ export class FrameRelay implements Connection {
           if (payload === 0) this.control(leg)
           continue
         }
+        if (this.rateLimiter !== undefined && leg.fromClient && !this.admit(leg, opcode, payload)) {
+          // Closing: what came before goes out first; this frame and the rest are dropped.
+          if (from !== -1) this.forward(to, chunk, from, start)
+          from = -1
+          this.end(CloseCode.POLICY, 'rate limit')
+        }
         leg.messageBytes = (opcode === 0 ? leg.messageBytes : 0) + payload
         leg.inMessage = (b0 & 0x80) === 0
         leg.fin = !leg.inMessage
-        leg.forwarding = !to.closing && to.socket.writable
-        if (leg.forwarding) {
-          if (head === chunk) {
-            if (from === -1) from = start
-          } else {
-            this.write(to, Buffer.from(leg.head.subarray(0, headerSize(leg.head[1]))))
-          }
+        leg.forwarding = !leg.dropping && !to.closing && to.socket.writable
+        if (!leg.forwarding) {
+          // Dropped: the bytes before it go out now, none of its own.
+          if (from !== -1) this.forward(to, chunk, from, start)
+          from = -1
+        } else if (head === chunk) {
+          if (from === -1) from = start
+        } else {
+          this.write(to, Buffer.from(leg.head.subarray(0, headerSize(leg.head[1]))))
         }
         data = true
         leg.left = payload
@@ -254,6 +270,21 @@ export class FrameRelay implements Connection {
     }
     if (from !== -1) this.forward(to, chunk, from, pos)
     if (data) this.idleTimer?.refresh()
+  }
+
+  /**
+   * Charges a client data frame to the rate limit. Every frame counts as a message (fragments
+   * included, so splitting a message cannot dodge the byte budget): over the limit, a message's
+   * first frame is dropped with the rest of the message (`'drop'`), otherwise — or when a message
+   * is already half relayed and can no longer be dropped whole — the client is closed 1008.
+   */
+  private admit (leg: FrameLeg, opcode: number, payload: number): boolean {
+    if (opcode !== 0) leg.dropping = false
+    if (leg.dropping || (this.rateLimiter as RateLimiter).take(payload)) return true
+    leg.dropping = true
+    if (opcode === 0 || (this.settings.rateLimit as Required<RateLimitOptions>).onExceeded !== 'drop') return false
+    this.dropped++
+    return true
   }
 
   /**
@@ -294,12 +325,17 @@ export class FrameRelay implements Connection {
 
   private block (leg: FrameLeg, reason: number): void {
     if (leg.paused === 0) leg.socket.pause()
+    // A client that leaves the backend paused for too long is closed (`slowConsumerTimeout`).
+    if (reason === OTHER_FULL && !leg.fromClient && (leg.paused & OTHER_FULL) === 0 && this.settings.slowConsumerTimeout > 0) {
+      this.slowConsumerTimer = setTimeout(() => this.end(this.settings.slowConsumerCloseCode, 'slow consumer'), this.settings.slowConsumerTimeout).unref()
+    }
     leg.paused |= reason
   }
 
   private unblock (leg: FrameLeg, reason: number): void {
-    if (leg.paused === 0) return
+    if ((leg.paused & reason) === 0) return
     leg.paused &= ~reason
+    if (reason === OTHER_FULL && !leg.fromClient) clearTimeout(this.slowConsumerTimer)
     if (leg.paused === 0) leg.socket.resume()
   }
 
@@ -429,6 +465,7 @@ export class FrameRelay implements Connection {
     this.unblock(leg.other, OTHER_FULL)
     if (!leg.other.closed) return
     clearTimeout(this.idleTimer)
+    clearTimeout(this.slowConsumerTimer)
     this.settings.onEnd(this)
   }
 
@@ -444,14 +481,19 @@ export class FrameRelay implements Connection {
     this.mirror(leg, CloseCode.ABNORMAL, EMPTY)
   }
 
-  private closeBoth (code: number, reason: string): void {
-    this.backend.planned = { code, reason }
+  private closeBoth (code: number, reason: string, backendCode: number, backendReason: string): void {
+    this.backend.planned = { code: backendCode, reason: backendReason }
     this.closeLeg(this.client, code, reason)
-    this.closeLeg(this.backend, code, reason)
+    this.closeLeg(this.backend, backendCode, backendReason)
   }
 
   private closeIdle (): void {
-    this.closeBoth(CloseCode.GOING_AWAY, 'idle timeout')
+    this.closeBoth(CloseCode.GOING_AWAY, 'idle timeout', CloseCode.GOING_AWAY, 'idle timeout')
+  }
+
+  /** Closes the client with this code and reason (a policy decision) and the backend with 1001. */
+  end (code: number, reason: string): void {
+    this.closeBoth(code, reason, CloseCode.GOING_AWAY, 'going away')
   }
 
   /**

@@ -88,7 +88,9 @@ const plugin: FastifyPluginAsync<WsGatewayOptions> = async function wsGateway (f
   const registry = new Registry(opts.heartbeatInterval)
   const namespace = `wsGateway${registries.size}`
   registries.set(opts.path, registry)
-  fastify.addHook('preClose', async () => { await registry.shutdown(opts.closeTimeout) })
+  fastify.addHook('preClose', async () => {
+    await registry.shutdown({ code: opts.shutdownCloseCode, drainTimeout: opts.drainTimeout, closeTimeout: opts.closeTimeout })
+  })
   // The route, the gateway's @fastify/jwt and its cookie parsing live in a context of their own.
   await fastify.register(async (scope) => {
     if (opts.tokenCookie !== undefined && !scope.hasRequestDecorator('cookies')) await scope.register(fastifyCookie)

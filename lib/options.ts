@@ -84,6 +84,36 @@ export interface WsGatewayOptions {
    * ws. Default `'passthrough'`.
    */
   engine?: RelayEngine
+  /** Connections (open or connecting) this gateway takes at most; then 503. 0 = no limit. Default 10000. */
+  maxConnections?: number
+  /** Connections one client IP may hold; then 429. 0 = no limit. Default 256. */
+  maxConnectionsPerIp?: number
+  /** Connections one token subject (`sub`) may hold; then 429. 0 = no limit. Default 32. */
+  maxConnectionsPerSubject?: number
+  /** Seconds sent in `Retry-After` with 429 and 503 answers. Default 5. */
+  retryAfter?: number
+  /** Milliseconds over which `fastify.close()` spreads its close frames, so clients don't all reconnect at once. Default 1000. */
+  drainTimeout?: number
+  /** Close code sent to clients on `fastify.close()`: 1001 going away or 1012 service restart. Default 1001. */
+  shutdownCloseCode?: 1001 | 1012
+  /** Close with 1008 `token expired` when the client's token expires. Default true. */
+  closeOnTokenExpiry?: boolean
+  /** Milliseconds a client may keep more than `highWaterMark` bytes unread before it is closed. 0 = never. Default 30000. */
+  slowConsumerTimeout?: number
+  /** Close code for a slow consumer: 1008 policy or 1013 try again later. Default 1008. */
+  slowConsumerCloseCode?: 1008 | 1013
+  /** Per-connection limit on what a client sends, or `false` for none. Default 10000 messages/s and 64 MiB/s, close. */
+  rateLimit?: RateLimitOptions | false
+}
+
+/** A token bucket per connection on the client's messages; a second's worth may come in a burst. */
+export interface RateLimitOptions {
+  /** Messages per second. Default 10000. */
+  messagesPerSecond?: number
+  /** Payload bytes per second. Default 64 MiB. */
+  bytesPerSecond?: number
+  /** Over the limit: `'close'` the client with 1008 `rate limit`, or `'drop'` the message (and count it). Default `'close'`. */
+  onExceeded?: 'close' | 'drop'
 }
 
 /** The options after validation, with every default filled in. */
@@ -108,6 +138,16 @@ export interface ResolvedOptions {
   readonly idQuery?: string
   readonly tokenQuery?: string
   readonly tokenCookie?: string
+  readonly maxConnections: number
+  readonly maxConnectionsPerIp: number
+  readonly maxConnectionsPerSubject: number
+  readonly retryAfter: number
+  readonly drainTimeout: number
+  readonly shutdownCloseCode: 1001 | 1012
+  readonly closeOnTokenExpiry: boolean
+  readonly slowConsumerTimeout: number
+  readonly slowConsumerCloseCode: 1008 | 1013
+  readonly rateLimit: Readonly<Required<RateLimitOptions>> | false
 }
 
 export const DEFAULT_PATH = '/ws'
@@ -121,6 +161,17 @@ export const DEFAULT_CLOSE_TIMEOUT = 5_000
 export const DEFAULT_CLOCK_TOLERANCE = 5
 export const DEFAULT_ENGINE: RelayEngine = 'passthrough'
 export const DEFAULT_TOKEN_PROTOCOL = 'bearer'
+export const DEFAULT_MAX_CONNECTIONS = 10_000
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 256
+export const DEFAULT_MAX_CONNECTIONS_PER_SUBJECT = 32
+export const DEFAULT_RETRY_AFTER = 5
+export const DEFAULT_DRAIN_TIMEOUT = 1_000
+export const DEFAULT_SLOW_CONSUMER_TIMEOUT = 30_000
+export const DEFAULT_RATE_LIMIT: Readonly<Required<RateLimitOptions>> = Object.freeze({
+  messagesPerSecond: 10_000,
+  bytesPerSecond: 64 * 1024 * 1024,
+  onExceeded: 'close'
+})
 
 /** The relay engines: frames over the raw sockets, or messages through ws. */
 export type RelayEngine = 'passthrough' | 'ws'
@@ -135,6 +186,8 @@ const KNOWN_OPTIONS = new Set([
   'connectTimeout', 'maxPayload', 'heartbeatInterval', 'idleTimeout', 'highWaterMark',
   'closeTimeout', 'clockTolerance', 'rewriteRequestHeaders', 'engine',
   'tokenProtocol', 'idQuery', 'tokenQuery', 'tokenCookie',
+  'maxConnections', 'maxConnectionsPerIp', 'maxConnectionsPerSubject', 'retryAfter', 'drainTimeout',
+  'shutdownCloseCode', 'closeOnTokenExpiry', 'slowConsumerTimeout', 'slowConsumerCloseCode', 'rateLimit',
   'prefix', 'logLevel', 'logSerializers'
 ])
 
@@ -158,10 +211,10 @@ function checkName (value: unknown, name: string): string | undefined {
   return value
 }
 
-function checkInteger (opts: Record<string, unknown>, name: string, fallback: number, min: number): number {
+function checkInteger (opts: Record<string, unknown>, name: string, fallback: number, min: number, prefix = ''): number {
   const value = opts[name] ?? fallback
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min) {
-    fail(`${name} must be an integer >= ${min}`)
+    fail(`${prefix}${name} must be an integer >= ${min}`)
   }
   return value
 }
@@ -199,6 +252,25 @@ export function resolveBackendConfig (id: string, option: unknown, where: string
     perMessageDeflate: perMessageDeflate as boolean | PerMessageDeflateOptions,
     maxPayload,
     tls: Object.freeze(tls as BackendTlsOptions)
+  })
+}
+
+function checkChoice<T> (opts: Record<string, unknown>, name: string, fallback: T, choices: readonly T[]): T {
+  const value = (opts[name] ?? fallback) as T
+  if (!choices.includes(value)) fail(`${name} must be one of ${choices.join(', ')}`)
+  return value
+}
+
+function resolveRateLimit (input: unknown): ResolvedOptions['rateLimit'] {
+  if (input === false) return false
+  if (input === undefined) return DEFAULT_RATE_LIMIT
+  if (!isPlainObject(input)) fail('rateLimit must be an object or false')
+  const unknown = Object.keys(input).find((key) => !(key in DEFAULT_RATE_LIMIT))
+  if (unknown !== undefined) fail(`unknown option "rateLimit.${unknown}"`)
+  return Object.freeze({
+    messagesPerSecond: checkInteger(input, 'messagesPerSecond', DEFAULT_RATE_LIMIT.messagesPerSecond, 1, 'rateLimit.'),
+    bytesPerSecond: checkInteger(input, 'bytesPerSecond', DEFAULT_RATE_LIMIT.bytesPerSecond, 1, 'rateLimit.'),
+    onExceeded: checkChoice(input, 'onExceeded', DEFAULT_RATE_LIMIT.onExceeded, ['close', 'drop'] as const)
   })
 }
 
@@ -251,6 +323,8 @@ export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions 
   // A cookie rides along on any page's request: without an origin check any site could open a
   // connection in the user's name (Cross-Site WebSocket Hijacking).
   if (tokenCookie !== undefined && opts.allowedOrigins === undefined) fail('tokenCookie needs allowedOrigins')
+  const closeOnTokenExpiry = opts.closeOnTokenExpiry ?? true
+  if (typeof closeOnTokenExpiry !== 'boolean') fail('closeOnTokenExpiry must be a boolean')
 
   return Object.freeze({
     path,
@@ -272,6 +346,16 @@ export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions 
     tokenProtocol,
     idQuery: checkName(opts.idQuery, 'idQuery'),
     tokenQuery: checkName(opts.tokenQuery, 'tokenQuery'),
-    tokenCookie
+    tokenCookie,
+    maxConnections: checkInteger(opts, 'maxConnections', DEFAULT_MAX_CONNECTIONS, 0),
+    maxConnectionsPerIp: checkInteger(opts, 'maxConnectionsPerIp', DEFAULT_MAX_CONNECTIONS_PER_IP, 0),
+    maxConnectionsPerSubject: checkInteger(opts, 'maxConnectionsPerSubject', DEFAULT_MAX_CONNECTIONS_PER_SUBJECT, 0),
+    retryAfter: checkInteger(opts, 'retryAfter', DEFAULT_RETRY_AFTER, 0),
+    drainTimeout: checkInteger(opts, 'drainTimeout', DEFAULT_DRAIN_TIMEOUT, 0),
+    shutdownCloseCode: checkChoice(opts, 'shutdownCloseCode', 1001, [1001, 1012] as const),
+    closeOnTokenExpiry,
+    slowConsumerTimeout: checkInteger(opts, 'slowConsumerTimeout', DEFAULT_SLOW_CONSUMER_TIMEOUT, 0),
+    slowConsumerCloseCode: checkChoice(opts, 'slowConsumerCloseCode', 1008, [1008, 1013] as const),
+    rateLimit: resolveRateLimit(opts.rateLimit)
   })
 }

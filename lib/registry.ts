@@ -1,5 +1,11 @@
 import type { Connection, Traffic } from './relay'
-import { CloseCode } from './close-codes'
+
+/** How `fastify.close()` ends a gateway's connections. */
+export interface ShutdownSettings {
+  readonly code: number
+  readonly drainTimeout: number
+  readonly closeTimeout: number
+}
 
 /** Counters of one gateway registration (or of all of them together). */
 export interface GatewayStats {
@@ -13,6 +19,8 @@ export interface GatewayStats {
   fromClient: Traffic
   /** Messages and bytes received from backends. */
   fromBackend: Traffic
+  /** Client messages dropped by the rate limit (`onExceeded: 'drop'`). */
+  dropped: number
 }
 
 /** What `fastify.wsGateway.stats()` returns: the totals, and the same per registered path. */
@@ -32,7 +40,7 @@ function addTraffic (into: Traffic, from: Traffic): void {
  */
 export class Registry {
   private readonly relays = new Set<Connection>()
-  private readonly ended = { fromClient: { frames: 0, bytes: 0 }, fromBackend: { frames: 0, bytes: 0 } }
+  private readonly ended = { fromClient: { frames: 0, bytes: 0 }, fromBackend: { frames: 0, bytes: 0 }, dropped: 0 }
   private readonly rejected: Record<string, number> = {}
   private total = 0
   private heartbeatTimer: NodeJS.Timeout | undefined
@@ -54,6 +62,7 @@ export class Registry {
     this.relays.delete(relay)
     addTraffic(this.ended.fromClient, relay.client.traffic)
     addTraffic(this.ended.fromBackend, relay.backend.traffic)
+    this.ended.dropped += relay.dropped
     if (this.relays.size === 0) {
       clearInterval(this.heartbeatTimer)
       this.heartbeatTimer = undefined
@@ -75,41 +84,46 @@ export class Registry {
       total: this.total,
       rejected: { ...this.rejected },
       fromClient: { ...this.ended.fromClient },
-      fromBackend: { ...this.ended.fromBackend }
+      fromBackend: { ...this.ended.fromBackend },
+      dropped: this.ended.dropped
     }
     for (const relay of this.relays) {
       addTraffic(stats.fromClient, relay.client.traffic)
       addTraffic(stats.fromBackend, relay.backend.traffic)
+      stats.dropped += relay.dropped
     }
     return stats
   }
 
   /**
-   * Closes every relay with 1001, client leg first (see `Relay.shutdown`), and resolves once all
-   * are closed; what is still open after `closeTimeout` ms is terminated.
+   * Closes every connection with `code`, client leg first (see `Connection.shutdown`), their close
+   * frames spread evenly over `drainTimeout` ms so clients don't all reconnect at once, and
+   * resolves once all are closed; what is still open `closeTimeout` ms after that is terminated.
    */
-  async shutdown (closeTimeout: number): Promise<void> {
+  async shutdown ({ code, drainTimeout, closeTimeout }: ShutdownSettings): Promise<void> {
     this.closing = true
     if (this.relays.size === 0) return
     const empty = new Promise<void>((resolve) => { this.onEmpty = resolve })
-    for (const relay of this.relays) relay.shutdown(CloseCode.GOING_AWAY, 'server shutting down')
-    const timer = setTimeout(() => {
+    const step = drainTimeout / this.relays.size
+    const timers = [...this.relays].map((relay, i) => setTimeout(() => relay.shutdown(code, 'server shutting down'), i * step))
+    timers.push(setTimeout(() => {
       for (const relay of this.relays) relay.terminate()
-    }, closeTimeout)
+    }, drainTimeout + closeTimeout))
     await empty
-    clearTimeout(timer)
+    for (const timer of timers) clearTimeout(timer)
   }
 }
 
 /** Adds up the stats of several registrations. */
 export function sumStats (byPath: Record<string, GatewayStats>): WsGatewayStats {
-  const sum: WsGatewayStats = { open: 0, total: 0, rejected: {}, fromClient: { frames: 0, bytes: 0 }, fromBackend: { frames: 0, bytes: 0 }, byPath }
+  const sum: WsGatewayStats = { open: 0, total: 0, rejected: {}, fromClient: { frames: 0, bytes: 0 }, fromBackend: { frames: 0, bytes: 0 }, dropped: 0, byPath }
   for (const stats of Object.values(byPath)) {
     sum.open += stats.open
     sum.total += stats.total
     for (const [code, count] of Object.entries(stats.rejected)) sum.rejected[code] = (sum.rejected[code] ?? 0) + count
     addTraffic(sum.fromClient, stats.fromClient)
     addTraffic(sum.fromBackend, stats.fromBackend)
+    sum.dropped += stats.dropped
   }
   return sum
 }

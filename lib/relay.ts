@@ -1,6 +1,8 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type WebSocket from 'ws'
 import { CloseCode, isSendable, truncateReason } from './close-codes'
+import type { RateLimitOptions } from './options'
+import { RateLimiter } from './rate-limit'
 
 /** Frames and bytes that came in on one leg. */
 export interface Traffic {
@@ -24,6 +26,10 @@ export interface Connection {
   readonly client: LegState
   readonly backend: LegState
   readonly openedAt: number
+  /** Client messages dropped by the rate limit (`onExceeded: 'drop'`). */
+  readonly dropped: number
+  /** Closes the client with this code and reason (a policy decision) and the backend with 1001. */
+  end: (code: number, reason: string) => void
   /** Graceful close from the gateway's side: the client leg first, the backend leg after it. */
   shutdown: (code: number, reason: string) => void
   /** Ends both legs at once, without a close handshake. */
@@ -37,6 +43,10 @@ export interface RelaySettings {
   readonly maxPayload: number
   readonly highWaterMark: number
   readonly idleTimeout: number
+  /** Milliseconds the client may leave the backend paused before it is closed (0 = never). */
+  readonly slowConsumerTimeout: number
+  readonly slowConsumerCloseCode: number
+  readonly rateLimit: Readonly<Required<RateLimitOptions>> | false
   readonly log: FastifyBaseLogger
   /** Called once, when both legs are closed. */
   readonly onEnd: (connection: Connection) => void
@@ -69,6 +79,12 @@ class Leg implements LegState {
   /** Closes this leg with a code (none for 1005) unless it is already closing. */
   close (code?: number, reason?: string | Buffer): void {
     if (this.ws.readyState !== this.ws.OPEN) return
+    // The peer's close frame queues behind whatever it still has to send: read on, or the close
+    // handshake could never finish.
+    if (this.paused) {
+      this.paused = false
+      this.ws.resume()
+    }
     if (code === undefined) this.ws.close()
     else this.ws.close(code, truncateReason(reason ?? ''))
   }
@@ -77,8 +93,9 @@ class Leg implements LegState {
 /**
  * Relays messages between a client and a backend WebSocket: text stays text, binary stays binary,
  * buffers pass untouched and in order. Close codes are mirrored (see `mirrorClose`), a leg whose
- * buffered bytes pass `highWaterMark` stops the other leg from being read until it drains, and
- * the gateway's heartbeat and idle timer can end both legs.
+ * buffered bytes pass `highWaterMark` stops the other leg from being read until it drains (and a
+ * client that stays backed up past `slowConsumerTimeout` is closed), the client's messages go
+ * through its rate limit, and the gateway's heartbeat and idle timer can end both legs.
  *
  * This is the unit a per-message pipeline can be put in front of: `forward` is the only place a
  * message passes through.
@@ -87,11 +104,15 @@ export class Relay implements Connection {
   readonly client: Leg
   readonly backend: Leg
   readonly openedAt = Date.now()
+  dropped = 0
   private readonly idleTimer: NodeJS.Timeout | undefined
+  private readonly rateLimiter: RateLimiter | undefined
+  private slowConsumerTimer: NodeJS.Timeout | undefined
 
   constructor (clientWs: WebSocket, backendWs: WebSocket, private readonly settings: RelaySettings) {
     this.client = new Leg('client', clientWs)
     this.backend = new Leg('backend', backendWs)
+    if (settings.rateLimit !== false) this.rateLimiter = new RateLimiter(settings.rateLimit)
     if (settings.idleTimeout > 0) {
       this.idleTimer = setTimeout(() => this.closeIdle(), settings.idleTimeout).unref()
     }
@@ -115,9 +136,17 @@ export class Relay implements Connection {
 
   /** Sends one message on to the other leg and pauses the sender if the receiver is backed up. */
   private forward (from: Leg, to: Leg, data: Buffer, isBinary: boolean, onSent: () => void): void {
+    // Once the other leg is closing nothing more can reach it; reading on lets this leg's own
+    // close handshake finish.
+    if (to.ws.readyState !== to.ws.OPEN) return
     if (data.length > this.settings.maxPayload) {
       // Only reached when the shared WebSocket server allows more than this gateway does.
       this.closeBoth(from, CloseCode.MESSAGE_TOO_BIG, 'message too big', CloseCode.GOING_AWAY, 'going away')
+      return
+    }
+    if (from === this.client && this.rateLimiter?.take(data.length) === false) {
+      if (this.settings.rateLimit !== false && this.settings.rateLimit.onExceeded === 'drop') this.dropped++
+      else this.end(CloseCode.POLICY, 'rate limit')
       return
     }
     from.traffic.frames++
@@ -127,6 +156,9 @@ export class Relay implements Connection {
     if (!from.paused && to.ws.bufferedAmount > this.settings.highWaterMark) {
       from.paused = true
       from.ws.pause()
+      if (to === this.client && this.settings.slowConsumerTimeout > 0) {
+        this.slowConsumerTimer = setTimeout(() => this.end(this.settings.slowConsumerCloseCode, 'slow consumer'), this.settings.slowConsumerTimeout).unref()
+      }
     }
   }
 
@@ -135,6 +167,7 @@ export class Relay implements Connection {
     if (from.paused && to.ws.bufferedAmount <= this.settings.highWaterMark / 2) {
       from.paused = false
       from.ws.resume()
+      clearTimeout(this.slowConsumerTimer)
     }
   }
 
@@ -147,6 +180,7 @@ export class Relay implements Connection {
       return
     }
     clearTimeout(this.idleTimer)
+    clearTimeout(this.slowConsumerTimer)
     this.settings.onEnd(this)
   }
 
@@ -173,6 +207,10 @@ export class Relay implements Connection {
     other.planned = { code: otherCode, reason: otherReason }
     first.close(code, reason)
     other.close(otherCode, otherReason)
+  }
+
+  end (code: number, reason: string): void {
+    this.closeBoth(this.client, code, reason, CloseCode.GOING_AWAY, 'going away')
   }
 
   private closeIdle (): void {

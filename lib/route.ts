@@ -2,19 +2,22 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket, WebSocketServer } from 'ws'
 import type { IncomingMessage } from 'node:http'
 import '@fastify/websocket'
-import { authenticate, tokenOf, type VerifyToken } from './auth'
+import { authenticate, tokenOf, type TokenClaims, type VerifyToken } from './auth'
 import { backendIdOf, findBackend } from './backends'
 import { ForbiddenError, OriginForbiddenError, ShuttingDownError } from './errors'
 import { checkHandshake, protocolOffer, redactingRequestSerializer, type ProtocolOffer } from './handshake'
 import type { ResolvedBackend, ResolvedOptions } from './options'
 import type { Registry } from './registry'
+import { ConnectionLimits, retryLater, type Slot } from './limits'
 import { FrameRelay } from './frame-relay'
-import { Relay } from './relay'
+import { Relay, type Connection } from './relay'
+import { CloseCode } from './close-codes'
 import { openUpstream, type Upstream } from './upstream'
 
 /** What the preValidation hooks learn about an upgrade, for the next hook and the handler. */
 interface Handshake {
   offer: ProtocolOffer
+  slot: Slot
   backend?: ResolvedBackend
   upstream?: Upstream
 }
@@ -40,6 +43,16 @@ export function chooseProtocols (wss: WebSocketServer & { [kChoosesProtocols]?: 
   }
 }
 
+/** Node timers overflow past this many milliseconds (about 24.8 days) and fire at once. */
+const MAX_TIMER_DELAY = 2 ** 31 - 1
+
+/** Closes a connection with 1008 `token expired` when its token's `exp` passes. */
+function closeAtExpiry (connection: Connection, claims: TokenClaims): NodeJS.Timeout | undefined {
+  const delay = claims.exp * 1000 - Date.now()
+  if (delay > MAX_TIMER_DELAY) return undefined
+  return setTimeout(() => connection.end(CloseCode.POLICY, 'token expired'), Math.max(0, delay)).unref()
+}
+
 interface RouteSettings {
   opts: ResolvedOptions
   registry: Registry
@@ -53,22 +66,30 @@ interface RouteSettings {
  */
 export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, verify }: RouteSettings): void {
   const handshakes = new WeakMap<FastifyRequest, Handshake>()
+  const limits = new ConnectionLimits(opts)
+  const { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit } = opts
+  const relaySettings = { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit }
 
   async function checkRequest (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    // Checked first: once @fastify/websocket's own preClose has run, upgrades arrive as plain GETs.
+    if (registry.closing) retryLater(reply, opts.retryAfter, new ShuttingDownError())
     checkHandshake(request, reply)
-    if (registry.closing) throw new ShuttingDownError()
     const origin = request.headers.origin
     if (origin !== undefined && opts.isOriginAllowed !== undefined && !opts.isOriginAllowed(origin, request)) {
       throw new OriginForbiddenError()
     }
-    handshakes.set(request, { offer: protocolOffer(request, opts.tokenProtocol) })
+    // The slot is held until the client's socket closes, whichever way the upgrade ends.
+    const slot = limits.admit(request.ip, reply)
+    request.raw.socket.once('close', () => slot.release())
+    handshakes.set(request, { offer: protocolOffer(request, opts.tokenProtocol), slot })
   }
 
   async function checkToken (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     reply.header('www-authenticate', 'Bearer')
-    const { offer } = handshakes.get(request) as Handshake
-    await authenticate(request, verify, tokenOf(request, opts, offer.token))
+    const { offer, slot } = handshakes.get(request) as Handshake
+    const claims = await authenticate(request, verify, tokenOf(request, opts, offer.token))
     reply.removeHeader('www-authenticate')
+    if (typeof claims.sub === 'string') limits.admitSubject(slot, claims.sub, reply)
   }
 
   async function resolveBackend (request: FastifyRequest): Promise<void> {
@@ -103,11 +124,10 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
     const Engine = opts.engine === 'passthrough' && socket.extensions === '' && backendWs.extensions === '' &&
       FrameRelay.canAdopt(socket, backendWs) ? FrameRelay : Relay
     const connection = new Engine(socket, backendWs, {
-      maxPayload: opts.maxPayload,
-      highWaterMark: opts.highWaterMark,
-      idleTimeout: opts.idleTimeout,
+      ...relaySettings,
       log,
       onEnd (ended) {
+        clearTimeout(expiryTimer)
         registry.remove(ended)
         log.info({
           backendId: backend.id,
@@ -116,14 +136,16 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
           backendCode: ended.backend.code,
           durationMs: Date.now() - ended.openedAt,
           fromClient: ended.client.traffic,
-          fromBackend: ended.backend.traffic
+          fromBackend: ended.backend.traffic,
+          dropped: ended.dropped
         }, 'ws gateway connection closed')
       }
     })
+    const expiryTimer = opts.closeOnTokenExpiry ? closeAtExpiry(connection, request.user as TokenClaims) : undefined
     registry.add(connection)
     log.info({ backendId: backend.id, sub, protocol: upstream.protocol }, 'ws gateway connection open')
     // A shutdown that began while this backend was connecting closes the newcomer at once.
-    if (registry.closing) connection.shutdown(1001, 'server shutting down')
+    if (registry.closing) connection.shutdown(opts.shutdownCloseCode, 'server shutting down')
   }
 
   fastify.route({

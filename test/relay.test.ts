@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import t from 'tap'
 import WebSocket from 'ws'
+import type { RelayEngine } from '../lib/options'
 import { authHeaders, closeOf, connect, nextMessage, startPair } from './helpers'
 
 /** Waits until `check` is true, polling; the test's own timeout bounds it. */
@@ -8,191 +9,196 @@ async function until (check: () => boolean): Promise<void> {
   while (!check()) await new Promise((resolve) => setTimeout(resolve, 5))
 }
 
-t.test('text stays text and binary stays binary, in order, both ways', async (t) => {
-  const { gateway } = await startPair(t)
-  const ws = await connect(gateway.url)
-  const sent: Array<[Buffer, boolean]> = [
-    [Buffer.from('hello'), false],
-    [Buffer.from([0, 1, 2, 255]), true],
-    [Buffer.alloc(0), false],
-    [Buffer.alloc(0), true],
-    [Buffer.from('héllo wörld ✓'), false],
-    [Buffer.alloc(70_000, 1), true]
-  ]
-  const received: Array<[Buffer, boolean]> = []
-  ws.on('message', (data: Buffer, isBinary: boolean) => received.push([data, isBinary]))
-  for (const [data, binary] of sent) ws.send(data, { binary })
-  await until(() => received.length === sent.length)
-  t.same(received.map(([d, b]) => [d.toString('hex'), b]), sent.map(([d, b]) => [d.toString('hex'), b]))
-  ws.close(1000)
-  t.equal((await closeOf(ws)).code, 1000)
-})
-
-t.test('frames the backend sends the instant it opens are not lost', async (t) => {
-  const { gateway } = await startPair(t, {}, {
-    onConnection: (ws) => { for (let i = 0; i < 5; i++) ws.send(`early ${i}`) }
-  })
-  const ws = new WebSocket(gateway.url, { headers: authHeaders(), perMessageDeflate: false })
-  const received: string[] = []
-  ws.on('message', (data) => received.push(data.toString()))
-  await until(() => received.length === 5)
-  t.same(received, ['early 0', 'early 1', 'early 2', 'early 3', 'early 4'])
-  ws.close()
-})
-
-t.test('a message right at maxPayload passes, one byte more closes 1009 / 1001', async (t) => {
-  const { gateway, backend } = await startPair(t, { maxPayload: 1024 })
-  const ws = await connect(gateway.url)
-  ws.send(Buffer.alloc(1024, 7))
-  t.equal((await nextMessage(ws)).data.length, 1024)
-  const backendClosed = closeOf(backend.sockets[0])
-  ws.send(Buffer.alloc(1025, 7))
-  t.equal((await closeOf(ws)).code, 1009, 'the sender gets 1009')
-  t.equal((await backendClosed).code, 1001, 'the other leg gets 1001')
-})
-
-t.test('a backend message over maxPayload closes the backend 1009 and the client 1001', async (t) => {
-  const { gateway, backend } = await startPair(t, { maxPayload: 1024 }, {
-    onConnection: (ws) => ws.on('message', () => ws.send(Buffer.alloc(2048)))
-  })
-  const ws = await connect(gateway.url)
-  const backendClosed = closeOf(backend.sockets[0])
-  ws.send('go')
-  t.equal((await closeOf(ws)).code, 1001)
-  t.equal((await backendClosed).code, 1009)
-})
-
-t.test('the gateway answers each client ping with exactly one pong and does not forward it', async (t) => {
-  const { gateway, backend } = await startPair(t)
-  const ws = await connect(gateway.url)
-  let pongs = 0
-  let backendPings = 0
-  ws.on('pong', () => pongs++)
-  backend.sockets[0].on('ping', () => backendPings++)
-  ws.ping('p')
-  ws.send('sync')
-  await nextMessage(ws)
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  t.equal(pongs, 1)
-  t.equal(backendPings, 0)
-  ws.close()
-})
-
-t.test('close codes and reasons are mirrored both ways', async (t) => {
-  const longReason = 'é'.repeat(61) + 'x' // 123 bytes of UTF-8
-  const cases: Array<[number, string]> = [[1000, 'bye'], [1001, ''], [1003, 'type'], [1008, 'policy'], [1011, 'oops'], [3000, 'app'], [4999, longReason]]
-  const { gateway, backend } = await startPair(t)
-  for (const [code, reason] of cases) {
-    for (const from of ['client', 'backend'] as const) {
+// The behaviour below is the contract of a relay: every engine must pass all of it.
+for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
+  t.test(`${engine} engine`, async (t) => {
+    t.test('text stays text and binary stays binary, in order, both ways', async (t) => {
+      const { gateway } = await startPair(t, { engine })
       const ws = await connect(gateway.url)
-      const server = backend.sockets[backend.sockets.length - 1]
-      const [closer, other] = from === 'client' ? [ws, server] : [server, ws]
-      const otherClosed = closeOf(other)
-      closer.close(code, reason)
-      t.same(await otherClosed, { code, reason }, `${from} ${code}`)
-    }
-  }
-})
+      const sent: Array<[Buffer, boolean]> = [
+        [Buffer.from('hello'), false],
+        [Buffer.from([0, 1, 2, 255]), true],
+        [Buffer.alloc(0), false],
+        [Buffer.alloc(0), true],
+        [Buffer.from('héllo wörld ✓'), false],
+        [Buffer.alloc(70_000, 1), true]
+      ]
+      const received: Array<[Buffer, boolean]> = []
+      ws.on('message', (data: Buffer, isBinary: boolean) => received.push([data, isBinary]))
+      for (const [data, binary] of sent) ws.send(data, { binary })
+      await until(() => received.length === sent.length)
+      t.same(received.map(([d, b]) => [d.toString('hex'), b]), sent.map(([d, b]) => [d.toString('hex'), b]))
+      ws.close(1000)
+      t.equal((await closeOf(ws)).code, 1000)
+    })
 
-t.test('a close with no status code is passed on with no status code', async (t) => {
-  const { gateway, backend } = await startPair(t)
-  const ws = await connect(gateway.url)
-  const backendClosed = closeOf(backend.sockets[0])
-  ws.close()
-  t.equal((await backendClosed).code, 1005)
-  const ws2 = await connect(gateway.url)
-  const clientClosed = closeOf(ws2)
-  backend.sockets[1].close()
-  t.equal((await clientClosed).code, 1005)
-})
+    t.test('frames the backend sends the instant it opens are not lost', async (t) => {
+      const { gateway } = await startPair(t, { engine }, {
+        onConnection: (ws) => { for (let i = 0; i < 5; i++) ws.send(`early ${i}`) }
+      })
+      const ws = new WebSocket(gateway.url, { headers: authHeaders(), perMessageDeflate: false })
+      const received: string[] = []
+      ws.on('message', (data) => received.push(data.toString()))
+      await until(() => received.length === 5)
+      t.same(received, ['early 0', 'early 1', 'early 2', 'early 3', 'early 4'])
+      ws.close()
+    })
 
-t.test('a backend that vanishes closes the client with 1014 bad gateway', async (t) => {
-  const { gateway, backend } = await startPair(t)
-  const ws = await connect(gateway.url)
-  const clientClosed = closeOf(ws)
-  backend.sockets[0].terminate()
-  t.same(await clientClosed, { code: 1014, reason: 'bad gateway' })
-})
+    t.test('a message right at maxPayload passes, one byte more closes 1009 / 1001', async (t) => {
+      const { gateway, backend } = await startPair(t, { engine, maxPayload: 1024 })
+      const ws = await connect(gateway.url)
+      ws.send(Buffer.alloc(1024, 7))
+      t.equal((await nextMessage(ws)).data.length, 1024)
+      const backendClosed = closeOf(backend.sockets[0])
+      ws.send(Buffer.alloc(1025, 7))
+      t.equal((await closeOf(ws)).code, 1009, 'the sender gets 1009')
+      t.equal((await backendClosed).code, 1001, 'the other leg gets 1001')
+    })
 
-t.test('a client that vanishes takes the backend leg down', async (t) => {
-  const { gateway, backend } = await startPair(t)
-  const ws = await connect(gateway.url)
-  const backendClosed = closeOf(backend.sockets[0])
-  ws.terminate()
-  t.equal((await backendClosed).code, 1006)
-})
+    t.test('a backend message over maxPayload closes the backend 1009 and the client 1001', async (t) => {
+      const { gateway, backend } = await startPair(t, { engine, maxPayload: 1024 }, {
+        onConnection: (ws) => ws.on('message', () => ws.send(Buffer.alloc(2048)))
+      })
+      const ws = await connect(gateway.url)
+      const backendClosed = closeOf(backend.sockets[0])
+      ws.send('go')
+      t.equal((await closeOf(ws)).code, 1001)
+      t.equal((await backendClosed).code, 1009)
+    })
 
-t.test('a client that stops reading pauses the backend leg; nothing is lost', async (t) => {
-  const chunk = Buffer.alloc(256 * 1024, 3)
-  const count = 256 // 64 MiB
-  const { gateway, backend } = await startPair(t, { highWaterMark: 256 * 1024, maxPayload: chunk.length })
-  const ws = await connect(gateway.url)
-  ws.pause()
-  const server = backend.sockets[0]
-  for (let i = 0; i < count; i++) server.send(chunk)
-  await new Promise((resolve) => setTimeout(resolve, 500))
-  // Without backpressure the gateway would have read it all; kernel buffers hold a few MiB at most.
-  t.ok(server.bufferedAmount > 32 * 1024 * 1024, `the backend still holds ${server.bufferedAmount} bytes`)
-  let received = 0
-  ws.on('message', (data: Buffer) => { received += data.length })
-  ws.resume()
-  await until(() => received === chunk.length * count)
-  t.equal(received, chunk.length * count)
-  ws.close()
-})
+    t.test('the gateway answers each client ping with exactly one pong and does not forward it', async (t) => {
+      const { gateway, backend } = await startPair(t, { engine })
+      const ws = await connect(gateway.url)
+      let pongs = 0
+      let backendPings = 0
+      ws.on('pong', () => pongs++)
+      backend.sockets[0].on('ping', () => backendPings++)
+      ws.ping('p')
+      ws.send('sync')
+      await nextMessage(ws)
+      await new Promise((resolve) => setTimeout(resolve, 50))
+      t.equal(pongs, 1)
+      t.equal(backendPings, 0)
+      ws.close()
+    })
 
-t.test('a backend that stops reading pauses the client leg; nothing is lost', async (t) => {
-  const chunk = Buffer.alloc(256 * 1024, 4)
-  const count = 256
-  let received = 0
-  const { gateway, backend } = await startPair(t, { highWaterMark: 256 * 1024, maxPayload: chunk.length }, {
-    onConnection: (ws) => { ws.pause(); ws.on('message', (data: Buffer) => { received += data.length }) }
+    t.test('close codes and reasons are mirrored both ways', async (t) => {
+      const longReason = 'é'.repeat(61) + 'x' // 123 bytes of UTF-8
+      const cases: Array<[number, string]> = [[1000, 'bye'], [1001, ''], [1003, 'type'], [1008, 'policy'], [1011, 'oops'], [3000, 'app'], [4999, longReason]]
+      const { gateway, backend } = await startPair(t, { engine })
+      for (const [code, reason] of cases) {
+        for (const from of ['client', 'backend'] as const) {
+          const ws = await connect(gateway.url)
+          const server = backend.sockets[backend.sockets.length - 1]
+          const [closer, other] = from === 'client' ? [ws, server] : [server, ws]
+          const otherClosed = closeOf(other)
+          closer.close(code, reason)
+          t.same(await otherClosed, { code, reason }, `${from} ${code}`)
+        }
+      }
+    })
+
+    t.test('a close with no status code is passed on with no status code', async (t) => {
+      const { gateway, backend } = await startPair(t, { engine })
+      const ws = await connect(gateway.url)
+      const backendClosed = closeOf(backend.sockets[0])
+      ws.close()
+      t.equal((await backendClosed).code, 1005)
+      const ws2 = await connect(gateway.url)
+      const clientClosed = closeOf(ws2)
+      backend.sockets[1].close()
+      t.equal((await clientClosed).code, 1005)
+    })
+
+    t.test('a backend that vanishes closes the client with 1014 bad gateway', async (t) => {
+      const { gateway, backend } = await startPair(t, { engine })
+      const ws = await connect(gateway.url)
+      const clientClosed = closeOf(ws)
+      backend.sockets[0].terminate()
+      t.same(await clientClosed, { code: 1014, reason: 'bad gateway' })
+    })
+
+    t.test('a client that vanishes takes the backend leg down', async (t) => {
+      const { gateway, backend } = await startPair(t, { engine })
+      const ws = await connect(gateway.url)
+      const backendClosed = closeOf(backend.sockets[0])
+      ws.terminate()
+      t.equal((await backendClosed).code, 1006)
+    })
+
+    t.test('a client that stops reading pauses the backend leg; nothing is lost', async (t) => {
+      const chunk = Buffer.alloc(256 * 1024, 3)
+      const count = 256 // 64 MiB
+      const { gateway, backend } = await startPair(t, { engine, highWaterMark: 256 * 1024, maxPayload: chunk.length })
+      const ws = await connect(gateway.url)
+      ws.pause()
+      const server = backend.sockets[0]
+      for (let i = 0; i < count; i++) server.send(chunk)
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      // Without backpressure the gateway would have read it all; kernel buffers hold a few MiB at most.
+      t.ok(server.bufferedAmount > 32 * 1024 * 1024, `the backend still holds ${server.bufferedAmount} bytes`)
+      let received = 0
+      ws.on('message', (data: Buffer) => { received += data.length })
+      ws.resume()
+      await until(() => received === chunk.length * count)
+      t.equal(received, chunk.length * count)
+      ws.close()
+    })
+
+    t.test('a backend that stops reading pauses the client leg; nothing is lost', async (t) => {
+      const chunk = Buffer.alloc(256 * 1024, 4)
+      const count = 256
+      let received = 0
+      const { gateway, backend } = await startPair(t, { engine, highWaterMark: 256 * 1024, maxPayload: chunk.length }, {
+        onConnection: (ws) => { ws.pause(); ws.on('message', (data: Buffer) => { received += data.length }) }
+      })
+      const ws = await connect(gateway.url)
+      for (let i = 0; i < count; i++) ws.send(chunk)
+      await new Promise((resolve) => setTimeout(resolve, 500))
+      t.ok(ws.bufferedAmount > 32 * 1024 * 1024, `the client still holds ${ws.bufferedAmount} bytes`)
+      backend.sockets[0].resume()
+      await until(() => received === chunk.length * count)
+      t.equal(received, chunk.length * count)
+      ws.close()
+    })
+
+    t.test('the heartbeat terminates a client that stopped answering pings', async (t) => {
+      const { gateway, backend } = await startPair(t, { engine, heartbeatInterval: 50 })
+      const ws = new WebSocket(gateway.url, { headers: authHeaders(), perMessageDeflate: false, autoPong: false })
+      await once(ws, 'open')
+      const backendClosed = closeOf(backend.sockets[0])
+      t.equal((await closeOf(ws)).code, 1006)
+      t.equal((await backendClosed).code, 1006)
+    })
+
+    t.test('the heartbeat terminates a dead backend and closes the client 1014', async (t) => {
+      const { gateway } = await startPair(t, { engine, heartbeatInterval: 50 }, { autoPong: false })
+      const ws = await connect(gateway.url)
+      t.same(await closeOf(ws), { code: 1014, reason: 'bad gateway' })
+    })
+
+    t.test('a live connection survives many heartbeats', async (t) => {
+      const { gateway } = await startPair(t, { engine, heartbeatInterval: 20 })
+      const ws = await connect(gateway.url)
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      t.equal(ws.readyState, WebSocket.OPEN)
+      ws.send('still here')
+      t.equal((await nextMessage(ws)).data.toString(), 'still here')
+      ws.close()
+    })
+
+    t.test('idleTimeout closes both legs 1001 after no data, and data keeps it open', async (t) => {
+      const { gateway, backend } = await startPair(t, { engine, idleTimeout: 150 })
+      const ws = await connect(gateway.url)
+      for (let i = 0; i < 6; i++) {
+        await new Promise((resolve) => setTimeout(resolve, 50))
+        ws.send('tick')
+        await nextMessage(ws)
+      }
+      t.equal(ws.readyState, WebSocket.OPEN, 'open after 300 ms of traffic')
+      const backendClosed = closeOf(backend.sockets[0])
+      t.same(await closeOf(ws), { code: 1001, reason: 'idle timeout' })
+      t.same(await backendClosed, { code: 1001, reason: 'idle timeout' })
+    })
   })
-  const ws = await connect(gateway.url)
-  for (let i = 0; i < count; i++) ws.send(chunk)
-  await new Promise((resolve) => setTimeout(resolve, 500))
-  t.ok(ws.bufferedAmount > 32 * 1024 * 1024, `the client still holds ${ws.bufferedAmount} bytes`)
-  backend.sockets[0].resume()
-  await until(() => received === chunk.length * count)
-  t.equal(received, chunk.length * count)
-  ws.close()
-})
-
-t.test('the heartbeat terminates a client that stopped answering pings', async (t) => {
-  const { gateway, backend } = await startPair(t, { heartbeatInterval: 50 })
-  const ws = new WebSocket(gateway.url, { headers: authHeaders(), perMessageDeflate: false, autoPong: false })
-  await once(ws, 'open')
-  const backendClosed = closeOf(backend.sockets[0])
-  t.equal((await closeOf(ws)).code, 1006)
-  t.equal((await backendClosed).code, 1006)
-})
-
-t.test('the heartbeat terminates a dead backend and closes the client 1014', async (t) => {
-  const { gateway } = await startPair(t, { heartbeatInterval: 50 }, { autoPong: false })
-  const ws = await connect(gateway.url)
-  t.same(await closeOf(ws), { code: 1014, reason: 'bad gateway' })
-})
-
-t.test('a live connection survives many heartbeats', async (t) => {
-  const { gateway } = await startPair(t, { heartbeatInterval: 20 })
-  const ws = await connect(gateway.url)
-  await new Promise((resolve) => setTimeout(resolve, 200))
-  t.equal(ws.readyState, WebSocket.OPEN)
-  ws.send('still here')
-  t.equal((await nextMessage(ws)).data.toString(), 'still here')
-  ws.close()
-})
-
-t.test('idleTimeout closes both legs 1001 after no data, and data keeps it open', async (t) => {
-  const { gateway, backend } = await startPair(t, { idleTimeout: 150 })
-  const ws = await connect(gateway.url)
-  for (let i = 0; i < 6; i++) {
-    await new Promise((resolve) => setTimeout(resolve, 50))
-    ws.send('tick')
-    await nextMessage(ws)
-  }
-  t.equal(ws.readyState, WebSocket.OPEN, 'open after 300 ms of traffic')
-  const backendClosed = closeOf(backend.sockets[0])
-  t.same(await closeOf(ws), { code: 1001, reason: 'idle timeout' })
-  t.same(await backendClosed, { code: 1001, reason: 'idle timeout' })
-})
+}
