@@ -458,7 +458,6 @@ export class FrameRelay implements Connection {
   }
 
   private closed (leg: FrameLeg): void {
-    if (leg.closed) return
     leg.closed = true
     this.lost(leg)
     clearTimeout(leg.closeTimer)

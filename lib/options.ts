@@ -86,9 +86,9 @@ export interface WsGatewayOptions {
   engine?: RelayEngine
   /** Connections (open or connecting) this gateway takes at most; then 503. 0 = no limit. Default 10000. */
   maxConnections?: number
-  /** Connections one client IP may hold; then 429. 0 = no limit. Default 256. */
+  /** Connections one client IP may hold; then 429. Default 0 = no limit (behind a proxy or NAT many clients share one IP). */
   maxConnectionsPerIp?: number
-  /** Connections one token subject (`sub`) may hold; then 429. 0 = no limit. Default 32. */
+  /** Connections one token subject (`sub`) may hold; then 429. Default 0 = no limit (service accounts share a subject). */
   maxConnectionsPerSubject?: number
   /** Seconds sent in `Retry-After` with 429 and 503 answers. Default 5. */
   retryAfter?: number
@@ -162,8 +162,8 @@ export const DEFAULT_CLOCK_TOLERANCE = 5
 export const DEFAULT_ENGINE: RelayEngine = 'passthrough'
 export const DEFAULT_TOKEN_PROTOCOL = 'bearer'
 export const DEFAULT_MAX_CONNECTIONS = 10_000
-export const DEFAULT_MAX_CONNECTIONS_PER_IP = 256
-export const DEFAULT_MAX_CONNECTIONS_PER_SUBJECT = 32
+export const DEFAULT_MAX_CONNECTIONS_PER_IP = 0
+export const DEFAULT_MAX_CONNECTIONS_PER_SUBJECT = 0
 export const DEFAULT_RETRY_AFTER = 5
 export const DEFAULT_DRAIN_TIMEOUT = 1_000
 export const DEFAULT_SLOW_CONSUMER_TIMEOUT = 30_000
