@@ -1,0 +1,125 @@
+/*
+ * The gateway: one Fastify app on HTTPS that serves ordinary REST routes and, at /ws, the
+ * WebSocket gateway. A client sends `Authorization: Bearer <JWT>` and `id: Backend_XYZ` on the
+ * upgrade; the gateway checks both and relays frames to that backend over plain WS.
+ *
+ * This is the file to copy. Run alone: `npm run example:gateway` (see .env.example).
+ */
+import type { AddressInfo } from 'node:net'
+import { join } from 'node:path'
+import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
+import wsGateway from '../lib/index'
+import { BACKEND_IDS, TOKEN_AUDIENCE, TOKEN_ISSUER, print, randomSecret, readConfig, stopOnSignal, writeHandoff, type Write } from './config'
+import { loadCertificate, type TlsPair } from './tls'
+
+export interface GatewayAppOptions {
+  /** The HS256 secret tokens are signed with. */
+  secret: string
+  /** The HTTPS certificate and key (WSS on the client leg). */
+  tls: TlsPair
+  /** Backend ID → `ws://` URL. */
+  backends: Record<string, string>
+  /** Fastify's logger option; the combined sample uses `{ level: 'warn' }` to keep its output readable. */
+  logger?: FastifyServerOptions['logger']
+  /** Browser origins allowed besides the app's own (where the demo page is served). */
+  allowedOrigins?: readonly string[]
+}
+
+/**
+ * Which backends a token grants: its `backends` claim, an array of IDs. Checked per connection
+ * by the gateway's `authorize` option, so a valid token alone does not open every backend.
+ */
+export function mayReach (request: FastifyRequest, backendId: string): boolean {
+  const claims = request.user as { backends?: unknown }
+  return Array.isArray(claims.backends) && claims.backends.includes(backendId)
+}
+
+/**
+ * Builds the gateway app (not listening yet).
+ *
+ * @example
+ * ```ts
+ * const app = await buildGateway({ secret, tls: await createCertificate(), backends: { Backend_ABC: 'ws://127.0.0.1:9001' } })
+ * await app.listen({ port: 8443 })
+ * ```
+ */
+export async function buildGateway (options: GatewayAppOptions): Promise<FastifyInstance> {
+  const app = Fastify({ https: { cert: options.tls.cert, key: options.tls.key }, logger: options.logger ?? false })
+  const otherOrigins = new Set(options.allowedOrigins)
+
+  await app.register(wsGateway, {
+    path: '/ws',
+    backends: options.backends,
+    // Pin what a token must be: HS256 only (never `none` or an RSA/HS confusion), from our issuer,
+    // for this gateway. `exp` is always required by the gateway.
+    jwt: {
+      secret: options.secret,
+      verify: { algorithms: ['HS256'], allowedIss: TOKEN_ISSUER, allowedAud: TOKEN_AUDIENCE }
+    },
+    authorize: mayReach,
+    // Browsers let any page open a WebSocket to any host, with the user's cookies: accept only
+    // pages from this app itself (the demo page at GET /) and the origins listed. Clients that
+    // are not browsers send no Origin and are not affected.
+    allowedOrigins: (origin, request) => origin === `https://${request.headers.host}` || otherOrigins.has(origin),
+    // Limits: every one has a default; these suit a chat-sized demo.
+    maxPayload: 64 * 1024, // bytes per message, either way; larger closes with 1009
+    idleTimeout: 5 * 60_000, // no data either way for 5 min: both legs closed
+    heartbeatInterval: 30_000, // ping both legs; a leg that missed the last pong is dropped
+    connectTimeout: 5_000 // the backend must accept within 5 s, or the client gets 504
+  })
+
+  // Ordinary REST routes live next to the gateway in the same app.
+  app.get('/health', async () => ({ status: 'ok', connections: app.wsGateway.stats().open }))
+  app.get('/backends', async () => ({ backends: Object.keys(options.backends) }))
+
+  // GET / — the browser demo page: example/public/ served with @fastify/static (to come).
+
+  return app
+}
+
+/** A listening gateway. */
+export interface RunningGateway {
+  app: FastifyInstance
+  port: number
+  /** The WebSocket endpoint, e.g. `wss://localhost:8443/ws`. */
+  url: string
+  close: () => Promise<void>
+}
+
+/** Builds the gateway and listens on `host:port` (port 0 = any free port). */
+export async function startGateway (options: GatewayAppOptions & { host: string, port: number }): Promise<RunningGateway> {
+  const app = await buildGateway(options)
+  await app.listen({ host: options.host, port: options.port })
+  const port = (app.server.address() as AddressInfo).port
+  return { app, port, url: `wss://localhost:${port}/ws`, close: async () => { await app.close() } }
+}
+
+/**
+ * `npm run example:gateway`: the gateway in front of backends on BACKEND_*_PORT, until Ctrl-C.
+ * Unless CERT_FILE/KEY_FILE and JWT_SECRET are given, it makes a certificate and a secret and
+ * leaves them in EXAMPLE_DIR for `npm run example:client`, removing them when it stops.
+ */
+export async function main (env: NodeJS.ProcessEnv = process.env, write: Write = print): Promise<RunningGateway> {
+  const config = readConfig(env)
+  const tls = await loadCertificate(config.certFile, config.keyFile)
+  const secret = config.jwtSecret ?? randomSecret()
+  const backends = Object.fromEntries(BACKEND_IDS.map((id) => [id, `ws://${config.host}:${config.backendPorts[id]}`]))
+  const gateway = await startGateway({ secret, tls, backends, logger: { level: config.logLevel }, host: config.host, port: config.gatewayPort })
+  // Written once the gateway listens, so that a failed start leaves nothing behind.
+  const removeHandoff = await writeHandoff(config, {
+    caPem: tls.generated ? tls.cert : undefined,
+    secret: config.jwtSecret === undefined ? secret : undefined
+  })
+  write(`gateway listening on ${gateway.url} (REST: https://localhost:${gateway.port}/health, /backends)\n`)
+  write(`for the client: ${tls.generated ? config.caFile : 'CA_FILE'}, ${config.jwtSecret === undefined ? join(config.dir, 'jwt-secret') : 'JWT_SECRET'}\n`)
+  return {
+    ...gateway,
+    close: async () => {
+      await gateway.close()
+      await removeHandoff()
+    }
+  }
+}
+
+/* c8 ignore next -- only when this file is run directly (test/example.test.ts spawns it) */
+if (require.main === module) main().then((g) => { stopOnSignal(g.close) }, (err) => { process.stderr.write(`${String(err)}\n`); process.exitCode = 1 })
