@@ -33,6 +33,7 @@ const ALGORITHMS_BY_CURVE: Record<string, string[]> = {
 const TOKEN_FAILURES: Record<string, string> = {
   FAST_JWT_MALFORMED: 'malformed',
   FAST_JWT_INVALID_TYPE: 'malformed',
+  FAST_JWT_INVALID_PAYLOAD: 'malformed',
   FAST_JWT_INVALID_SIGNATURE: 'bad signature',
   FAST_JWT_INVALID_ALGORITHM: 'algorithm not allowed',
   FAST_JWT_MISSING_SIGNATURE: 'algorithm not allowed',
@@ -121,7 +122,7 @@ export async function authenticate (request: FastifyRequest, verify: VerifyToken
   try {
     claims = await verify(token) as TokenClaims
   } catch (err) {
-    const code = (err as { code?: string }).code ?? ''
+    const code = String((err as { code?: unknown }).code)
     if (code === 'FAST_JWT_EXPIRED') throw new TokenExpiredError()
     throw new InvalidTokenError(TOKEN_FAILURES[code] ?? 'verification failed')
   }

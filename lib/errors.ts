@@ -42,6 +42,9 @@ export const UnknownBackendError = createError('FST_WS_GATEWAY_UNKNOWN_BACKEND',
 /** `authorize()` returned false for this subject and backend. */
 export const ForbiddenError = createError('FST_WS_GATEWAY_FORBIDDEN', 'Access to this backend is not allowed', 403)
 
+/** `authorize()` threw or rejected; the cause is logged, not sent. */
+export const AuthorizeFailedError = createError('FST_WS_GATEWAY_AUTHORIZE_FAILED', 'The access check failed', 500)
+
 /** The backend answered the handshake with a 4xx status; its status is passed through. */
 export const BackendRefusedError = createError('FST_WS_GATEWAY_BACKEND_REFUSED', 'The backend refused the connection with status %s', 400)
 

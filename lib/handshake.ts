@@ -104,7 +104,8 @@ export function redactingRequestSerializer (tokenQuery: string): (request: Fasti
  * then the app's `rewriteRequestHeaders`.
  */
 export function upstreamHeaders (request: FastifyRequest, backend: ResolvedBackend, opts: ResolvedOptions): UpstreamHeaders {
-  const named = new Set((request.headers.connection ?? '').toLowerCase().split(',').map((t) => t.trim()))
+  // Every upgrade request has a Connection header (Node routes it as an upgrade because of it).
+  const named = new Set(String(request.headers.connection).toLowerCase().split(',').map((t) => t.trim()))
   const headers: UpstreamHeaders = {}
   for (const [name, value] of Object.entries(request.headers)) {
     if (value !== undefined && !NOT_FORWARDED.has(name) && !named.has(name)) headers[name] = value

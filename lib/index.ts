@@ -35,15 +35,7 @@ type GatewayInstance = FastifyInstance & { [kRegistries]?: Map<string, Registry>
 /** @fastify/websocket, unless the app registered it already (its server is then shared). */
 async function ensureWebsocket (fastify: FastifyInstance, opts: ResolvedOptions): Promise<void> {
   if (!fastify.hasDecorator('websocketServer')) {
-    await fastify.register(fastifyWebsocket, {
-      options: { maxPayload: opts.maxPayload, perMessageDeflate: false },
-      // The gateway's own sockets have the relay's error listener; a stray error elsewhere is a
-      // peer going away, not a server bug.
-      errorHandler: (error, socket, request) => {
-        request.log.debug({ err: error }, 'websocket error')
-        socket.terminate()
-      }
-    })
+    await fastify.register(fastifyWebsocket, { options: { maxPayload: opts.maxPayload, perMessageDeflate: false } })
   }
   chooseProtocols(fastify.websocketServer)
 }

@@ -60,16 +60,13 @@ export function retryLater (reply: FastifyReply, seconds: number, err: Error): n
   throw err
 }
 
-/** One admitted connection's share of the limits, given back exactly once. */
+/** One admitted connection's share of the limits, given back when its client socket closes. */
 export class Slot {
   subject: string | undefined
-  private released = false
 
   constructor (private readonly limits: ConnectionLimits, readonly ip: string) {}
 
   release (): void {
-    if (this.released) return
-    this.released = true
     this.limits.releaseSlot(this)
   }
 }

@@ -4,7 +4,7 @@ import type { IncomingMessage } from 'node:http'
 import '@fastify/websocket'
 import { authenticate, tokenOf, type TokenClaims, type VerifyToken } from './auth'
 import { backendIdOf, findBackend } from './backends'
-import { ForbiddenError, OriginForbiddenError, ShuttingDownError } from './errors'
+import { AuthorizeFailedError, ForbiddenError, OriginForbiddenError, ShuttingDownError } from './errors'
 import { checkHandshake, protocolOffer, redactingRequestSerializer, type ProtocolOffer } from './handshake'
 import type { ResolvedBackend, ResolvedOptions } from './options'
 import type { Registry } from './registry'
@@ -37,9 +37,19 @@ export function chooseProtocols (wss: WebSocketServer & { [kChoosesProtocols]?: 
   wss[kChoosesProtocols] = true
   const previous = wss.options.handleProtocols
   wss.options.handleProtocols = (protocols: Set<string>, req: GatewayMessage) => {
-    if (kProtocol in req) return req[kProtocol] ?? false
-    // ws defaults the option to null, and then picks the first offer.
-    return typeof previous === 'function' ? previous(protocols, req) : protocols.values().next().value ?? false
+    if (kProtocol in req) return req[kProtocol] as string | false
+    // ws defaults the option to null, and then picks the first offer (it asks only when offered).
+    return typeof previous === 'function' ? previous(protocols, req) : protocols.values().next().value as string
+  }
+}
+
+/** Runs the app's `authorize`; if it throws, that is logged and answered 500 without its text. */
+async function isAuthorized (request: FastifyRequest, id: string, authorize: NonNullable<ResolvedOptions['authorize']>): Promise<boolean> {
+  try {
+    return await authorize(request, id)
+  } catch (err) {
+    request.log.error({ err, backendId: id }, 'ws gateway authorize failed')
+    throw new AuthorizeFailedError()
   }
 }
 
@@ -95,7 +105,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
   async function resolveBackend (request: FastifyRequest): Promise<void> {
     const id = backendIdOf(request, opts)
     const backend = await findBackend(request, id, opts)
-    if (opts.authorize !== undefined && !(await opts.authorize(request, id))) throw new ForbiddenError()
+    if (opts.authorize !== undefined && !(await isAuthorized(request, id, opts.authorize))) throw new ForbiddenError()
     const handshake = handshakes.get(request) as Handshake
     handshake.backend = backend
   }
@@ -121,8 +131,9 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
     const backendWs = upstream.adopt()
     // The passthrough engine relays frames as they are, so only legs without extensions (no
     // permessage-deflate) can use it; it also needs ws's internals as it knows them (`canAdopt`).
-    const Engine = opts.engine === 'passthrough' && socket.extensions === '' && backendWs.extensions === '' &&
-      FrameRelay.canAdopt(socket, backendWs) ? FrameRelay : Relay
+    const passthrough = opts.engine === 'passthrough' && socket.extensions === '' && backendWs.extensions === '' &&
+      FrameRelay.canAdopt(socket, backendWs)
+    const Engine = passthrough ? FrameRelay : Relay
     const connection = new Engine(socket, backendWs, {
       ...relaySettings,
       log,
@@ -144,8 +155,6 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
     const expiryTimer = opts.closeOnTokenExpiry ? closeAtExpiry(connection, request.user as TokenClaims) : undefined
     registry.add(connection)
     log.info({ backendId: backend.id, sub, protocol: upstream.protocol }, 'ws gateway connection open')
-    // A shutdown that began while this backend was connecting closes the newcomer at once.
-    if (registry.closing) connection.shutdown(opts.shutdownCloseCode, 'server shutting down')
   }
 
   fastify.route({

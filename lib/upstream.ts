@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import type { IncomingMessage } from 'node:http'
 import WebSocket from 'ws'
 import { BackendRefusedError, BadGatewayError, ClientGoneError, GatewayTimeoutError } from './errors'
 import { upstreamHeaders, upstreamUrl } from './handshake'
@@ -71,9 +72,9 @@ export async function openUpstream (request: FastifyRequest, backend: ResolvedBa
       }
       settle()
     }
-    function onResponse (_req: unknown, res: { statusCode?: number, resume: () => void }): void {
+    function onResponse (_req: unknown, res: IncomingMessage): void {
       res.resume()
-      const status = res.statusCode ?? 502
+      const status = res.statusCode as number
       request.log.warn({ backendId: backend.id, status }, 'ws gateway backend refused the handshake')
       if (status >= 400 && status < 500) {
         return settle(Object.assign(new BackendRefusedError(status), { statusCode: status }))

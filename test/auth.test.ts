@@ -3,6 +3,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import wsGateway from '../lib/index'
+import { authenticate } from '../lib/auth'
 import { BACKEND_ID, SECRET, connect, handshake, sign, startBackend, startGateway, startPair } from './helpers'
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
@@ -126,4 +127,15 @@ t.test('registration fails clearly for missing or unusable JWT settings', async 
     t.teardown(() => app.close())
     await t.rejects(async () => { await app.register(wsGateway, { backends: { A: 'ws://127.0.0.1:1' }, jwt: jwt as never }) }, { code: 'FST_WS_GATEWAY_INVALID_OPTION', message })
   }
+})
+
+t.test('a verifier failing in an unknown way is a 401 "verification failed"; a non-object payload is malformed', async (t) => {
+  const request = { headers: {} } as unknown as Parameters<typeof authenticate>[0]
+  await t.rejects(authenticate(request, () => { throw new Error('boom') }, 'token'), { code: 'FST_WS_GATEWAY_INVALID_TOKEN', message: 'Invalid token: verification failed' })
+  await t.rejects(authenticate(request, () => 'not claims', 'token'), { message: 'Invalid token: exp claim required' })
+  const { gateway } = await startPair(t)
+  const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')
+  const res = await handshake(gateway.port, { id: BACKEND_ID, authorization: `Bearer ${header}.${Buffer.from('123').toString('base64url')}.sig` })
+  t.equal(res.status, 401)
+  t.equal(res.body.message, 'Invalid token: malformed')
 })

@@ -254,3 +254,41 @@ t.test('a later hook refusing the upgrade closes the backend connection already 
   if (upstream.readyState !== WebSocket.CLOSED) await once(upstream, 'close')
   t.equal(upstream.readyState, WebSocket.CLOSED)
 })
+
+t.test('an app\'s own handleProtocols still decides for its other WebSocket routes', async (t) => {
+  const backend = await startBackend(t)
+  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: 'a-test-secret-that-is-long-enough-for-hs256' } }, {}, async (app) => {
+    await app.register(fastifyWebsocket, { options: { handleProtocols: (protocols: Set<string>) => protocols.has('p2') ? 'p2' : false } })
+    app.get('/other', { websocket: true }, (socket) => { socket.close(1000) })
+  })
+  const ws = new WebSocket(`ws://127.0.0.1:${gateway.port}/other`, ['p1', 'p2'])
+  await once(ws, 'open')
+  t.equal(ws.protocol, 'p2')
+  await closeOf(ws)
+})
+
+t.test('a query parameter name that does not decode is forwarded as it came', async (t) => {
+  const { gateway, backend } = await startPair(t, { idQuery: 'id' })
+  const ws = await connect(`${gateway.url}?%E0%A4%A=1&id=${BACKEND_ID}`, { authorization: `Bearer ${sign()}` })
+  t.equal(backend.requests[0].url, '/?%E0%A4%A=1')
+  ws.close()
+})
+
+t.test('an authorize hook that throws is a logged 500 without its text', async (t) => {
+  const { gateway, backend } = await startPair(t, { authorize: () => { throw new Error('db down') } })
+  const res = await handshake(gateway.port, authHeaders())
+  t.equal(res.status, 500)
+  t.equal(res.body.code, 'FST_WS_GATEWAY_AUTHORIZE_FAILED')
+  t.notMatch(JSON.stringify(res.body), /db down/)
+  t.equal(backend.sockets.length, 0)
+})
+
+t.test('an error without a code from the app\'s own hooks is counted as INTERNAL', async (t) => {
+  const backend = await startBackend(t)
+  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: 'a-test-secret-that-is-long-enough-for-hs256' } }, {}, (app) => {
+    app.addHook('preHandler', async () => { throw new Error('app bug') })
+  })
+  const res = await handshake(gateway.port, authHeaders())
+  t.equal(res.status, 500)
+  t.equal(gateway.app.wsGateway.stats().rejected.INTERNAL, 1)
+})

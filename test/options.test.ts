@@ -23,6 +23,9 @@ t.test('defaults are filled in, the input is left alone and the result is frozen
   t.same(backend?.tls, { rejectUnauthorized: false })
   t.equal(backend?.maxPayload, DEFAULT_MAX_PAYLOAD, 'a backend inherits the gateway maxPayload')
   t.equal(backend?.perMessageDeflate, false)
+  t.same(opts.rateLimit, { messagesPerSecond: 10000, bytesPerSecond: 64 * 1024 * 1024, onExceeded: 'close' })
+  t.equal(validateOptions({ ...valid, rateLimit: false }).rateLimit, false)
+  t.equal(opts.maxConnectionsPerIp, 0, 'per-IP limit off by default')
 })
 
 t.test('every bad option is refused with a message naming it', async (t) => {
@@ -52,7 +55,16 @@ t.test('every bad option is refused with a message naming it', async (t) => {
     [{ ...valid, authorize: {} }, /authorize must be a function/],
     [{ ...valid, rewriteRequestHeaders: 1 }, /rewriteRequestHeaders must be a function/],
     [{ ...valid, allowedOrigins: 'https://a' }, /allowedOrigins must be an array of origins or a function/],
-    [{ ...valid, jwt: 'secret' }, /jwt must be an object of @fastify\/jwt options/]
+    [{ ...valid, jwt: 'secret' }, /jwt must be an object of @fastify\/jwt options/],
+    [{ ...valid, shutdownCloseCode: 1000 }, /shutdownCloseCode must be one of 1001, 1012/],
+    [{ ...valid, slowConsumerCloseCode: 1011 }, /slowConsumerCloseCode must be one of 1008, 1013/],
+    [{ ...valid, rateLimit: true }, /rateLimit must be an object or false/],
+    [{ ...valid, rateLimit: { messages: 1 } }, /unknown option "rateLimit.messages"/],
+    [{ ...valid, rateLimit: { bytesPerSecond: 0 } }, /rateLimit.bytesPerSecond must be an integer >= 1/],
+    [{ ...valid, rateLimit: { onExceeded: 'ignore' } }, /onExceeded must be one of close, drop/],
+    [{ ...valid, engine: 'fast' }, /engine must be "passthrough" or "ws"/],
+    [{ ...valid, closeOnTokenExpiry: 'yes' }, /closeOnTokenExpiry must be a boolean/],
+    [{ ...valid, maxConnections: -1 }, /maxConnections must be an integer >= 0/]
   ]
   for (const [options, message] of cases) {
     t.throws(() => validateOptions(options as WsGatewayOptions), { code: 'FST_WS_GATEWAY_INVALID_OPTION', message }, String(message))

@@ -2,7 +2,8 @@ import { once } from 'node:events'
 import t from 'tap'
 import WebSocket from 'ws'
 import type { RelayEngine } from '../lib/options'
-import { authHeaders, closeOf, connect, nextMessage, startPair } from './helpers'
+import fastifyWebsocket from '@fastify/websocket'
+import { BACKEND_ID, SECRET, authHeaders, closeOf, connect, nextMessage, startBackend, startGateway, startPair } from './helpers'
 
 /** Waits until `check` is true, polling; the test's own timeout bounds it. */
 async function until (check: () => boolean): Promise<void> {
@@ -202,3 +203,24 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
     })
   })
 }
+
+t.test('ws engine: the gateway\'s maxPayload holds when the app\'s WebSocket server allows more', async (t) => {
+  const backend = await startBackend(t)
+  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET }, engine: 'ws', maxPayload: 1024 }, {}, async (app) => {
+    await app.register(fastifyWebsocket)
+  })
+  const ws = await connect(gateway.url)
+  const backendClosed = closeOf(backend.sockets[0])
+  ws.send(Buffer.alloc(2000))
+  t.same(await closeOf(ws), { code: 1009, reason: 'message too big' })
+  t.equal((await backendClosed).code, 1001)
+})
+
+t.test('ws engine: a backend sending invalid UTF-8 is closed 1007 and the client gets 1014', async (t) => {
+  const { gateway, backend } = await startPair(t, { engine: 'ws' })
+  const ws = await connect(gateway.url)
+  const backendClosed = closeOf(backend.sockets[0])
+  backend.sockets[0].send(Buffer.from([0xff, 0xfe]), { binary: false })
+  t.same(await closeOf(ws), { code: 1014, reason: 'bad gateway' })
+  t.equal((await backendClosed).code, 1007)
+})
