@@ -1,14 +1,18 @@
 /*
  * The gateway: one Fastify app on HTTPS that serves ordinary REST routes and, at /ws, the
  * WebSocket gateway. A client sends `Authorization: Bearer <JWT>` and `id: Backend_XYZ` on the
- * upgrade; the gateway checks both and relays frames to that backend over plain WS.
+ * upgrade; the gateway checks both and relays frames to that backend over plain WS. A browser,
+ * which cannot set those headers, sends the token in its subprotocol list and the ID in the query:
+ * the demo page at GET / does that.
  *
  * This is the file to copy. Run alone: `npm run example:gateway` (see .env.example).
  */
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
+import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
 import wsGateway from '../lib/index'
+import { signToken } from './client'
 import { BACKEND_IDS, TOKEN_AUDIENCE, TOKEN_ISSUER, print, randomSecret, readConfig, stopOnSignal, writeHandoff, type Write } from './config'
 import { loadCertificate, type TlsPair } from './tls'
 
@@ -57,6 +61,9 @@ export async function buildGateway (options: GatewayAppOptions): Promise<Fastify
       verify: { algorithms: ['HS256'], allowedIss: TOKEN_ISSUER, allowedAud: TOKEN_AUDIENCE }
     },
     authorize: mayReach,
+    // Browsers cannot set headers on a WebSocket: the page sends its token in the subprotocol list
+    // (`['bearer', token]`, on by default) and the backend ID as `/ws?id=Backend_ABC`.
+    idQuery: 'id',
     // Browsers let any page open a WebSocket to any host, with the user's cookies: accept only
     // pages from this app itself (the demo page at GET /) and the origins listed. Clients that
     // are not browsers send no Origin and are not affected.
@@ -72,7 +79,18 @@ export async function buildGateway (options: GatewayAppOptions): Promise<Fastify
   app.get('/health', async () => ({ status: 'ok', connections: app.wsGateway.stats().open }))
   app.get('/backends', async () => ({ backends: Object.keys(options.backends) }))
 
-  // GET / — the browser demo page: example/public/ served with @fastify/static (to come).
+  // GET / — the browser demo page: plain files from example/public/, no build step.
+  await app.register(fastifyStatic, { root: join(__dirname, 'public'), wildcard: false })
+
+  // DEMO ONLY, delete in a real app: hands a 5-minute token for every backend to anyone who asks,
+  // so that the page can connect. A real app's page gets its token from the app's own login.
+  app.post('/demo/token', async (_request, reply) => {
+    reply.header('cache-control', 'no-store')
+    return { token: signToken(options.secret, { sub: 'demo-user', backends: Object.keys(options.backends) }) }
+  })
+  // DEMO ONLY: the gateway's refusal counters by error code. A browser reports a refused handshake
+  // only as close code 1006, never with its HTTP status; the page shows what the gateway counted.
+  app.get('/demo/refusals', async () => ({ rejected: app.wsGateway.stats().rejected }))
 
   return app
 }
@@ -111,6 +129,7 @@ export async function main (env: NodeJS.ProcessEnv = process.env, write: Write =
     secret: config.jwtSecret === undefined ? secret : undefined
   })
   write(`gateway listening on ${gateway.url} (REST: https://localhost:${gateway.port}/health, /backends)\n`)
+  write(`demo page: https://localhost:${gateway.port}/ (the certificate is self-signed: your browser will warn)\n`)
   write(`for the client: ${tls.generated ? config.caFile : 'CA_FILE'}, ${config.jwtSecret === undefined ? join(config.dir, 'jwt-secret') : 'JWT_SECRET'}\n`)
   return {
     ...gateway,

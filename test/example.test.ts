@@ -95,6 +95,37 @@ t.test('the REST routes answer next to the gateway, over HTTPS', async (t) => {
   t.equal(plain.statusCode, 426, 'the WebSocket route refuses plain HTTP')
 })
 
+t.test('the demo page and its demo-only routes: a token from /demo/token connects the way a browser does', async (t) => {
+  const { gateway, client } = await startAll(t)
+  const page = await gateway.app.inject({ url: '/' })
+  t.equal(page.statusCode, 200)
+  t.match(page.headers['content-type'], /^text\/html/)
+  t.match(page.body, /<script src="app.js" defer>/)
+  for (const file of ['/app.js', '/style.css']) t.equal((await gateway.app.inject({ url: file })).statusCode, 200, file)
+  t.equal((await gateway.app.inject({ url: '/nothing-here' })).statusCode, 404)
+
+  const issued = await gateway.app.inject({ method: 'POST', url: '/demo/token' })
+  t.equal(issued.headers['cache-control'], 'no-store')
+  const { token } = issued.json<{ token: string }>()
+  t.match(JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()), { sub: 'demo-user', backends: BACKEND_IDS, iss: TOKEN_ISSUER, aud: TOKEN_AUDIENCE })
+  // What the page does: ID in the query, token in the subprotocol list, from the app's own origin.
+  const origin = `https://localhost:${gateway.port}`
+  const ws = new WebSocket(`${client.url}?id=Backend_PQR`, ['bearer', token], { ca: client.ca, origin })
+  await once(ws, 'open')
+  t.equal(ws.protocol, 'bearer')
+  ws.send('hi')
+  t.equal(String((await once(ws, 'message'))[0]), '[PQR] echo: hi')
+  ws.close(1000)
+  await once(ws, 'close')
+
+  t.same((await gateway.app.inject({ url: '/demo/refusals' })).json(), { rejected: {} })
+  const refused = new WebSocket(`${client.url}?id=Backend_PQR`, ['bearer', `${token}x`], { ca: client.ca, origin })
+  refused.on('error', () => {})
+  t.equal((await once(refused, 'unexpected-response'))[1].statusCode, 401)
+  refused.terminate()
+  t.same((await gateway.app.inject({ url: '/demo/refusals' })).json(), { rejected: { FST_WS_GATEWAY_INVALID_TOKEN: 1 } })
+})
+
 t.test('/health counts the open connections', async (t) => {
   const { gateway, client } = await startAll(t)
   const token = signToken(client.secret, { sub: 'u', backends: ['Backend_ABC'] })
@@ -301,6 +332,7 @@ t.test('the pieces run by hand: backends, gateway and client with its ID argumen
   t.same(all.exchanges.map((e) => e.backendId), BACKEND_IDS, 'no argument: every backend')
   t.match(output, /Backend_ABC listening on ws:\/\/127\.0\.0\.1:\d+/)
   t.match(output, /gateway listening on wss:\/\/localhost:\d+\/ws/)
+  t.match(output, /demo page: https:\/\/localhost:\d+\//)
   await gateway.close()
   t.notOk(existsSync(join(dir, 'jwt-secret')), 'the secret is removed when the gateway stops')
 

@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import t from 'tap'
 import WebSocket from 'ws'
 import type { RelayEngine } from '../lib/options'
@@ -157,9 +156,9 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
       for (let i = 0; i < 200; i++) server.send(chunk)
       await new Promise((resolve) => setTimeout(resolve, 300))
       let received = 0
-      ws.on('message', () => { received++ })
+      const all = new Promise<void>((resolve) => ws.on('message', () => { if (++received === 200) resolve() }))
       ws.resume()
-      while (received < 200) await once(ws, 'message')
+      await all
       await new Promise((resolve) => setTimeout(resolve, 1000))
       t.equal(ws.readyState, WebSocket.OPEN)
       ws.close()
