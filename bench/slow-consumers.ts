@@ -108,5 +108,5 @@ async function main (): Promise<void> {
   }
 }
 
-if (process.argv[2] === 'gateway') void gatewayChild(process.argv[3], process.argv[4] as 'passthrough' | 'ws')
-else main().catch((err: unknown) => { process.stderr.write(`${String(err)}\n`); process.exit(1) })
+const run = process.argv[2] === 'gateway' ? gatewayChild(process.argv[3], process.argv[4] as 'passthrough' | 'ws') : main()
+run.catch((err: unknown) => { process.stderr.write(`${String(err)}\n`); process.exit(1) })
