@@ -16,13 +16,14 @@ import { once } from 'node:events'
 import type { AddressInfo } from 'node:net'
 import { parseArgs } from 'node:util'
 import WebSocket, { WebSocketServer } from 'ws'
+import Fastify from 'fastify'
+import { createSigner } from 'fast-jwt'
+import wsGateway from '../lib/index'
 
 const SECRET = 'slow-consumer-bench-secret'
 const CHUNK = Buffer.alloc(256 * 1024, 7)
 
 async function gatewayChild (backendUrl: string, engine: 'passthrough' | 'ws'): Promise<void> {
-  const { default: Fastify } = await import('fastify')
-  const { default: wsGateway } = await import('../lib/index')
   const app = Fastify()
   await app.register(wsGateway, { backends: { Backend_BENCH: backendUrl }, jwt: { secret: SECRET }, slowConsumerTimeout: 0, engine })
   await app.listen({ host: '127.0.0.1', port: 0 })
@@ -51,13 +52,12 @@ async function main (): Promise<void> {
   const backendSockets: WebSocket[] = []
   backend.on('connection', (ws) => { backendSockets.push(ws); ws.on('error', () => {}) })
 
-  const child = fork(new URL(import.meta.url).pathname, ['gateway', `ws://127.0.0.1:${(backend.address() as AddressInfo).port}`, values.engine], {
+  const child = fork(__filename, ['gateway', `ws://127.0.0.1:${(backend.address() as AddressInfo).port}`, values.engine], {
     execArgv: ['--import', 'tsx', '--expose-gc'],
     stdio: ['ignore', 'inherit', 'inherit', 'ipc']
   })
   try {
     const { port } = (await once(child, 'message'))[0] as { port: number }
-    const { createSigner } = await import('fast-jwt')
     const token = createSigner({ key: SECRET, expiresIn: 600_000 })({ sub: 'bench' })
     const clients = await Promise.all(Array.from({ length: connections }, async () => {
       const ws = new WebSocket(`ws://127.0.0.1:${port}/ws`, { headers: { authorization: `Bearer ${token}`, id: 'Backend_BENCH' }, perMessageDeflate: false })

@@ -312,7 +312,8 @@ export class FrameRelay implements Connection {
   private write (to: FrameLeg, bytes: Buffer): void {
     const socket = to.socket
     if (!socket.writable) return
-    if (!socket.write(bytes) || socket.writableLength > this.settings.highWaterMark) this.full(to, to.other, OTHER_FULL)
+    // Once `to` is closing, only the rest of a frame already begun goes out (see `closeLeg`).
+    if ((!socket.write(bytes) || socket.writableLength > this.settings.highWaterMark) && !to.closing) this.full(to, to.other, OTHER_FULL)
   }
 
   /** `to` is over its limit: stop reading `leg` until `to` has written what it holds. */
@@ -423,6 +424,10 @@ export class FrameRelay implements Connection {
     leg.closing = true
     leg.closeTimer = setTimeout(() => leg.socket.destroy(), FrameRelay.closeTimeout).unref()
     this.sendControl(leg, closeFrame(code, truncateReason(reason), !leg.fromClient))
+    // A close waiting for the end of a frame must not wait for a sender paused because of this
+    // very leg (a slow consumer): the rest of that one frame, at most `maxPayload`, is read and
+    // buffered; nothing after it is forwarded to a closing leg.
+    if (leg.pending !== undefined) this.unblock(leg.other, OTHER_FULL)
   }
 
   /**
