@@ -86,7 +86,7 @@ class Leg implements LegState {
       this.ws.resume()
     }
     if (code === undefined) this.ws.close()
-    else this.ws.close(code, truncateReason(reason ?? ''))
+    else this.ws.close(code, truncateReason(reason as string | Buffer))
   }
 }
 
@@ -139,16 +139,7 @@ export class Relay implements Connection {
     // Once the other leg is closing nothing more can reach it; reading on lets this leg's own
     // close handshake finish.
     if (to.ws.readyState !== to.ws.OPEN) return
-    if (data.length > this.settings.maxPayload) {
-      // Only reached when the shared WebSocket server allows more than this gateway does.
-      this.closeBoth(from, CloseCode.MESSAGE_TOO_BIG, 'message too big', CloseCode.GOING_AWAY, 'going away')
-      return
-    }
-    if (from === this.client && this.rateLimiter?.take(data.length) === false) {
-      if (this.settings.rateLimit !== false && this.settings.rateLimit.onExceeded === 'drop') this.dropped++
-      else this.end(CloseCode.POLICY, 'rate limit')
-      return
-    }
+    if (from === this.client && !this.admit(data)) return
     from.traffic.frames++
     from.traffic.bytes += data.length
     this.idleTimer?.refresh()
@@ -160,6 +151,24 @@ export class Relay implements Connection {
         this.slowConsumerTimer = setTimeout(() => this.end(this.settings.slowConsumerCloseCode, 'slow consumer'), this.settings.slowConsumerTimeout).unref()
       }
     }
+  }
+
+  /**
+   * The client-side checks on a message: the gateway's `maxPayload` (ws enforces the backend
+   * leg's itself, and the client leg's only when the shared WebSocket server allows no more than
+   * this gateway) and the rate limit. False when the message must not be forwarded.
+   */
+  private admit (data: Buffer): boolean {
+    if (data.length > this.settings.maxPayload) {
+      this.closeBoth(CloseCode.MESSAGE_TOO_BIG, 'message too big', CloseCode.GOING_AWAY, 'going away')
+      return false
+    }
+    if (this.rateLimiter?.take(data.length) === false) {
+      if (this.settings.rateLimit !== false && this.settings.rateLimit.onExceeded === 'drop') this.dropped++
+      else this.end(CloseCode.POLICY, 'rate limit')
+      return false
+    }
+    return true
   }
 
   /** After a write on `to` completes: reads `from` again once `to` is down to half its limit. */
@@ -202,19 +211,18 @@ export class Relay implements Connection {
   }
 
   /** Closes both legs at once with codes the gateway chose. */
-  private closeBoth (first: Leg, code: number, reason: string, otherCode: number, otherReason: string): void {
-    const other = first === this.client ? this.backend : this.client
-    other.planned = { code: otherCode, reason: otherReason }
-    first.close(code, reason)
-    other.close(otherCode, otherReason)
+  private closeBoth (clientCode: number, clientReason: string, backendCode: number, backendReason: string): void {
+    this.backend.planned = { code: backendCode, reason: backendReason }
+    this.client.close(clientCode, clientReason)
+    this.backend.close(backendCode, backendReason)
   }
 
   end (code: number, reason: string): void {
-    this.closeBoth(this.client, code, reason, CloseCode.GOING_AWAY, 'going away')
+    this.closeBoth(code, reason, CloseCode.GOING_AWAY, 'going away')
   }
 
   private closeIdle (): void {
-    this.closeBoth(this.client, CloseCode.GOING_AWAY, 'idle timeout', CloseCode.GOING_AWAY, 'idle timeout')
+    this.closeBoth(CloseCode.GOING_AWAY, 'idle timeout', CloseCode.GOING_AWAY, 'idle timeout')
   }
 
   /**
@@ -236,7 +244,6 @@ export class Relay implements Connection {
   /** One heartbeat tick: a leg that did not answer the last ping is terminated, the rest pinged. */
   heartbeat (): void {
     for (const leg of [this.client, this.backend]) {
-      if (leg.ws.readyState !== leg.ws.OPEN) continue
       if (!leg.alive) {
         this.settings.log.debug({ leg: leg.name }, 'ws gateway leg missed a heartbeat')
         leg.ws.terminate()
