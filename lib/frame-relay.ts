@@ -1,21 +1,14 @@
-import { Socket } from 'node:net'
 import { isUtf8 } from 'node:buffer'
 import type WebSocket from 'ws'
 import { CloseCode, isSendable, truncateReason } from './close-codes'
 import {
-  CLOSE_FRAME_BYTE, EMPTY, MAX_CONTROL_PAYLOAD, MAX_HEADER_SIZE, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG,
+  CLOSE_FRAME_BYTE, EMPTY, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG,
   SERVER_PING, closeFrame, controlFrame, frameProblem, headerSize, payloadLength, unmask
 } from './frames'
 import { RateLimiter } from './rate-limit'
 import type { RateLimitOptions } from './options'
-import type { Connection, LegName, LegState, RelaySettings, Traffic } from './relay'
-
-/** What the parser of a leg is reading. */
-const HEADER = 0
-const DATA = 1
-const CONTROL = 2
-/** After a close frame or a protocol violation: whatever else comes is dropped. */
-const DISCARD = 3
+import type { Connection, RelaySettings } from './relay'
+import { CONTROL, DATA, DISCARD, FrameLeg, HEADER, detach, gather, limitOf, socketOf } from './frame-leg'
 
 /** Why a leg is not being read (bits: a leg stays paused while any is set). */
 const OTHER_FULL = 1
@@ -24,70 +17,6 @@ const QUEUE_FULL = 4
 
 /** Control frames that may wait for a frame boundary on one leg before its reader is paused. */
 const MAX_PENDING = 32
-
-/** The listeners ws 8.23's `WebSocket#setSocket` puts on the socket, by event (see `detach`). */
-const WS_SOCKET_LISTENERS: ReadonlyArray<[string, string]> = [
-  ['data', 'socketOnData'], ['end', 'socketOnEnd'], ['close', 'socketOnClose'], ['error', 'socketOnError']
-]
-
-/** The ws internals this engine reads (ws 8.23); `canAdopt` checks them before anything relies on them. */
-interface WsInternals {
-  _socket?: unknown
-  _receiver?: { _maxPayload?: number, _bufferedBytes?: number, _state?: number }
-}
-
-/** A close the gateway has decided on for a leg, instead of mirroring the other leg's. */
-interface PlannedClose {
-  code: number
-  reason: string
-}
-
-/** One side of the relay: its raw socket, the state of its frame parser and of its close. */
-class FrameLeg implements LegState {
-  readonly traffic: Traffic = { frames: 0, bytes: 0 }
-  code: number | undefined
-  other!: FrameLeg
-  /** Frames from clients are masked; those from the backend must not be. */
-  readonly fromClient: boolean
-
-  state = HEADER
-  /** The bytes of a header split across reads; also holds a control frame's mask key at 2..5. */
-  readonly head = Buffer.allocUnsafe(MAX_HEADER_SIZE)
-  headLength = 0
-  opcode = 0
-  fin = false
-  /** Payload bytes of the current frame still to come. */
-  left = 0
-  /** Whether the current data frame goes on to the other leg (not when that one is closing). */
-  forwarding = false
-  /** A fragmented data message is in progress. */
-  inMessage = false
-  /** The current message is dropped by the rate limit (`onExceeded: 'drop'`), all its frames. */
-  dropping = false
-  messageBytes = 0
-  readonly control = Buffer.allocUnsafe(MAX_CONTROL_PAYLOAD)
-  controlLength = 0
-
-  /** A close frame to this leg is queued or written. */
-  closing = false
-  closeWritten = false
-  closeReceived = false
-  /** The close code we answered a protocol violation with. */
-  violation: number | undefined
-  /** The other leg has been told how this one ended. */
-  mirrored = false
-  closed = false
-  planned: PlannedClose | undefined
-  closeTimer: NodeJS.Timeout | undefined
-  alive = true
-  paused = 0
-  /** Control frames waiting for the frame being written to this leg to end. */
-  pending: Buffer[] | undefined
-
-  constructor (readonly name: LegName, readonly socket: Socket, readonly maxPayload: number) {
-    this.fromClient = name === 'client'
-  }
-}
 
 /**
  * Relays frames between a client and a backend over their raw sockets: headers are read and
@@ -101,7 +30,7 @@ class FrameLeg implements LegState {
  *
  * @example
  * ```ts
- * const connection = FrameRelay.canAdopt(clientWs, backendWs)
+ * const connection = canAdopt(clientWs, backendWs)
  *   ? new FrameRelay(clientWs, backendWs, settings)
  *   : new Relay(clientWs, backendWs, settings)
  * ```
@@ -117,20 +46,6 @@ export class FrameRelay implements Connection {
   private readonly idleTimer: NodeJS.Timeout | undefined
   private readonly rateLimiter: RateLimiter | undefined
   private slowConsumerTimer: NodeJS.Timeout | undefined
-
-  /**
-   * Whether both WebSockets can be taken over: each sits on a net.Socket (not a stream, as with
-   * `injectWS`), carries exactly the listeners ws 8.23 puts there, and ws has not read a byte of
-   * it yet. When ws's internals ever change, the gateway falls back to the ws engine rather than
-   * relaying a socket ws also reads.
-   */
-  static canAdopt (...sockets: WebSocket[]): boolean {
-    return sockets.every((ws) => {
-      const { _socket: socket, _receiver: receiver } = ws as unknown as WsInternals
-      if (!(socket instanceof Socket) || receiver?._bufferedBytes !== 0 || receiver._state !== 0) return false
-      return WS_SOCKET_LISTENERS.every(([event, name]) => socket.listeners(event).filter((fn) => fn.name === name).length === 1)
-    })
-  }
 
   constructor (clientWs: WebSocket, backendWs: WebSocket, private readonly settings: RelaySettings) {
     this.client = new FrameLeg('client', socketOf(clientWs), limitOf(clientWs, settings.maxPayload))
@@ -161,11 +76,7 @@ export class FrameRelay implements Connection {
   private adopt (leg: FrameLeg): void {
     const socket = leg.socket
     socket.on('error', (err) => this.settings.log.debug({ err, leg: leg.name }, 'ws gateway leg error'))
-    for (const [event, name] of WS_SOCKET_LISTENERS) {
-      for (const fn of socket.listeners(event)) {
-        if (fn.name === name) socket.removeListener(event, fn as (...args: unknown[]) => void)
-      }
-    }
+    detach(socket)
     socket.on('data', (chunk: Buffer) => this.receive(leg, chunk))
     socket.on('end', () => this.ended(leg))
     socket.on('close', () => this.closed(leg))
@@ -532,27 +443,4 @@ export class FrameRelay implements Connection {
     leg.alive = false
     this.sendControl(leg, leg.fromClient ? SERVER_PING : controlFrame(OPCODE_PING, EMPTY, true))
   }
-}
-
-/** Copies header bytes into `leg.head` until it is complete or `chunk` ends; returns the new position. */
-function gather (leg: FrameLeg, chunk: Buffer, pos: number): number {
-  while (pos < chunk.length) {
-    const need = leg.headLength < 2 ? 2 : headerSize(leg.head[1])
-    if (leg.headLength === need) break
-    const n = Math.min(need - leg.headLength, chunk.length - pos)
-    chunk.copy(leg.head, leg.headLength, pos, pos + n)
-    leg.headLength += n
-    pos += n
-  }
-  return pos
-}
-
-function socketOf (ws: WebSocket): Socket {
-  return (ws as unknown as WsInternals)._socket as Socket
-}
-
-/** The gateway's limit, or the lower one ws was given for this leg (e.g. a backend's `maxPayload`). */
-function limitOf (ws: WebSocket, maxPayload: number): number {
-  const own = (ws as unknown as WsInternals)._receiver?._maxPayload ?? 0
-  return own > 0 ? Math.min(own, maxPayload) : maxPayload
 }

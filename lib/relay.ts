@@ -53,7 +53,7 @@ export interface RelaySettings {
 }
 
 /** A close the gateway has decided on for a leg, instead of mirroring the other leg's. */
-interface PlannedClose {
+export interface PlannedClose {
   code: number
   reason: string
 }

@@ -10,6 +10,7 @@ import type { ResolvedBackend, ResolvedOptions } from './options'
 import type { Registry } from './registry'
 import { ConnectionLimits, retryLater, type Slot } from './limits'
 import { FrameRelay } from './frame-relay'
+import { canAdopt } from './frame-leg'
 import { Relay, type Connection } from './relay'
 import { CloseCode } from './close-codes'
 import { openUpstream, type Upstream } from './upstream'
@@ -132,7 +133,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
     // The passthrough engine relays frames as they are, so only legs without extensions (no
     // permessage-deflate) can use it; it also needs ws's internals as it knows them (`canAdopt`).
     const passthrough = opts.engine === 'passthrough' && socket.extensions === '' && backendWs.extensions === '' &&
-      FrameRelay.canAdopt(socket, backendWs)
+      canAdopt(socket, backendWs)
     const Engine = passthrough ? FrameRelay : Relay
     const connection = new Engine(socket, backendWs, {
       ...relaySettings,

@@ -7,6 +7,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import fastifyWebsocket from '@fastify/websocket'
 import { FrameRelay } from '../lib/frame-relay'
+import { canAdopt } from '../lib/frame-leg'
 import { closeFrame, controlFrame, frameProblem, headerSize, payloadLength } from '../lib/frames'
 import type { WsGatewayOptions } from '../lib/index'
 import { BACKEND_ID, SECRET, authHeaders, connect, handshake, nextMessage, startBackend, startGateway, type TestLike } from './helpers'
@@ -586,11 +587,11 @@ t.test('legs with an extension and engine: "ws" use the ws engine', async (t) =>
 t.test('canAdopt refuses sockets it does not know how to take over', async (t) => {
   const socket = new net.Socket()
   const ws = (fields: Record<string, unknown>): WebSocket => fields as unknown as WebSocket
-  t.equal(FrameRelay.canAdopt(ws({ _socket: {}, _receiver: { _bufferedBytes: 0, _state: 0 } })), false, 'not a net.Socket')
-  t.equal(FrameRelay.canAdopt(ws({ _socket: socket })), false, 'no receiver')
-  t.equal(FrameRelay.canAdopt(ws({ _socket: socket, _receiver: { _bufferedBytes: 3, _state: 0 } })), false, 'bytes read')
-  t.equal(FrameRelay.canAdopt(ws({ _socket: socket, _receiver: { _bufferedBytes: 0, _state: 1 } })), false, 'mid-frame')
-  t.equal(FrameRelay.canAdopt(ws({ _socket: socket, _receiver: { _bufferedBytes: 0, _state: 0 } })), false, 'no ws listeners')
+  t.equal(canAdopt(ws({ _socket: {}, _receiver: { _bufferedBytes: 0, _state: 0 } })), false, 'not a net.Socket')
+  t.equal(canAdopt(ws({ _socket: socket })), false, 'no receiver')
+  t.equal(canAdopt(ws({ _socket: socket, _receiver: { _bufferedBytes: 3, _state: 0 } })), false, 'bytes read')
+  t.equal(canAdopt(ws({ _socket: socket, _receiver: { _bufferedBytes: 0, _state: 1 } })), false, 'mid-frame')
+  t.equal(canAdopt(ws({ _socket: socket, _receiver: { _bufferedBytes: 0, _state: 0 } })), false, 'no ws listeners')
 })
 
 t.test('a socket that closed before the relay started ends the connection once registered', async (t) => {

@@ -1,0 +1,120 @@
+import { Socket } from 'node:net'
+import type WebSocket from 'ws'
+import { MAX_CONTROL_PAYLOAD, MAX_HEADER_SIZE, headerSize } from './frames'
+import type { LegName, LegState, PlannedClose, Traffic } from './relay'
+
+/*
+ * One leg of the passthrough engine: its raw socket, taken over from ws, and the state of its
+ * frame parser and of its close.
+ */
+
+/** What the parser of a leg is reading. */
+export const HEADER = 0
+export const DATA = 1
+export const CONTROL = 2
+/** After a close frame or a protocol violation: whatever else comes is dropped. */
+export const DISCARD = 3
+
+/** The listeners ws 8.23's `WebSocket#setSocket` puts on the socket, by event (see `detach`). */
+const WS_SOCKET_LISTENERS: ReadonlyArray<[string, string]> = [
+  ['data', 'socketOnData'], ['end', 'socketOnEnd'], ['close', 'socketOnClose'], ['error', 'socketOnError']
+]
+
+/** The ws internals this engine reads (ws 8.23); `canAdopt` checks them before anything relies on them. */
+interface WsInternals {
+  _socket?: unknown
+  _receiver?: { _maxPayload?: number, _bufferedBytes?: number, _state?: number }
+}
+
+/** One side of the relay: its raw socket, the state of its frame parser and of its close. */
+export class FrameLeg implements LegState {
+  readonly traffic: Traffic = { frames: 0, bytes: 0 }
+  code: number | undefined
+  other!: FrameLeg
+  /** Frames from clients are masked; those from the backend must not be. */
+  readonly fromClient: boolean
+
+  state = HEADER
+  /** The bytes of a header split across reads; also holds a control frame's mask key at 2..5. */
+  readonly head = Buffer.allocUnsafe(MAX_HEADER_SIZE)
+  headLength = 0
+  opcode = 0
+  fin = false
+  /** Payload bytes of the current frame still to come. */
+  left = 0
+  /** Whether the current data frame goes on to the other leg (not when that one is closing). */
+  forwarding = false
+  /** A fragmented data message is in progress. */
+  inMessage = false
+  /** The current message is dropped by the rate limit (`onExceeded: 'drop'`), all its frames. */
+  dropping = false
+  messageBytes = 0
+  readonly control = Buffer.allocUnsafe(MAX_CONTROL_PAYLOAD)
+  controlLength = 0
+
+  /** A close frame to this leg is queued or written. */
+  closing = false
+  closeWritten = false
+  closeReceived = false
+  /** The close code we answered a protocol violation with. */
+  violation: number | undefined
+  /** The other leg has been told how this one ended. */
+  mirrored = false
+  closed = false
+  planned: PlannedClose | undefined
+  closeTimer: NodeJS.Timeout | undefined
+  alive = true
+  paused = 0
+  /** Control frames waiting for the frame being written to this leg to end. */
+  pending: Buffer[] | undefined
+
+  constructor (readonly name: LegName, readonly socket: Socket, readonly maxPayload: number) {
+    this.fromClient = name === 'client'
+  }
+}
+
+/**
+ * Whether both WebSockets can be taken over: each sits on a net.Socket (not a stream, as with
+ * `injectWS`), carries exactly the listeners ws 8.23 puts there, and ws has not read a byte of
+ * it yet. When ws's internals ever change, the gateway falls back to the ws engine rather than
+ * relaying a socket ws also reads.
+ */
+export function canAdopt (...sockets: WebSocket[]): boolean {
+  return sockets.every((ws) => {
+    const { _socket: socket, _receiver: receiver } = ws as unknown as WsInternals
+    if (!(socket instanceof Socket) || receiver?._bufferedBytes !== 0 || receiver._state !== 0) return false
+    return WS_SOCKET_LISTENERS.every(([event, name]) => socket.listeners(event).filter((fn) => fn.name === name).length === 1)
+  })
+}
+
+/** Removes ws's own listeners from a socket, so that ws never reads, closes or emits again. */
+export function detach (socket: Socket): void {
+  for (const [event, name] of WS_SOCKET_LISTENERS) {
+    for (const fn of socket.listeners(event)) {
+      if (fn.name === name) socket.removeListener(event, fn as (...args: unknown[]) => void)
+    }
+  }
+}
+
+/** Copies header bytes into `leg.head` until it is complete or `chunk` ends; returns the new position. */
+export function gather (leg: FrameLeg, chunk: Buffer, pos: number): number {
+  while (pos < chunk.length) {
+    const need = leg.headLength < 2 ? 2 : headerSize(leg.head[1])
+    if (leg.headLength === need) break
+    const n = Math.min(need - leg.headLength, chunk.length - pos)
+    chunk.copy(leg.head, leg.headLength, pos, pos + n)
+    leg.headLength += n
+    pos += n
+  }
+  return pos
+}
+
+export function socketOf (ws: WebSocket): Socket {
+  return (ws as unknown as WsInternals)._socket as Socket
+}
+
+/** The gateway's limit, or the lower one ws was given for this leg (e.g. a backend's `maxPayload`). */
+export function limitOf (ws: WebSocket, maxPayload: number): number {
+  const own = (ws as unknown as WsInternals)._receiver?._maxPayload ?? 0
+  return own > 0 ? Math.min(own, maxPayload) : maxPayload
+}
