@@ -142,12 +142,12 @@ async function latency (job: LatencyJob): Promise<JobResult> {
   const sockets = await openMany(job.target, job.connections, job.connections)
   const samples: number[] = []
   const maxSamples = 2_000_000
-  let measuring = false
-  let stopping = false
+  // An object, not two lets: the loops read flags that only the timer code below changes.
+  const phase = { measuring: false, stopping: false }
   let started = 0
 
   const loop = async (socket: WebSocket): Promise<void> => {
-    while (!stopping) {
+    while (!phase.stopping) {
       const echoed = new Promise<void>((resolve, reject) => {
         socket.once('message', (data, isBinary) => {
           checkEcho(data, isBinary, job.size, job.binary, errors)
@@ -159,7 +159,7 @@ async function latency (job: LatencyJob): Promise<JobResult> {
       socket.send(payload, { binary: job.binary })
       await withTimeout(echoed, STEP_TIMEOUT_MS, 'echo')
       socket.removeAllListeners('close')
-      if (measuring && samples.length < maxSamples) samples.push(performance.now() - sent)
+      if (phase.measuring && samples.length < maxSamples) samples.push(performance.now() - sent)
       await sleep(job.thinkMs)
     }
   }
@@ -167,12 +167,12 @@ async function latency (job: LatencyJob): Promise<JobResult> {
   await sleep(job.warmupMs)
   send({ type: 'window-start' })
   started = performance.now()
-  measuring = true
+  phase.measuring = true
   await sleep(job.measureMs)
-  measuring = false
+  phase.measuring = false
   const seconds = (performance.now() - started) / 1000
   send({ type: 'window-end' })
-  stopping = true
+  phase.stopping = true
   await Promise.all(loops)
   await closeAll(sockets)
   const sorted = Float64Array.from(samples).sort()
@@ -191,15 +191,15 @@ async function latency (job: LatencyJob): Promise<JobResult> {
 /** `loops` concurrent loops of open → close; a handshake counts once its close completes. */
 async function handshakes (job: HandshakeJob): Promise<JobResult> {
   const errors = new ErrorTally()
-  let measuring = false
-  let stopping = false
+  // An object, not two lets: the loops read flags that only the timer code below changes.
+  const phase = { measuring: false, stopping: false }
   let count = 0
   const loop = async (): Promise<void> => {
-    while (!stopping) {
+    while (!phase.stopping) {
       try {
         const socket = await openSocket(job.target)
         await closeAll([socket])
-        if (measuring) count++
+        if (phase.measuring) count++
       } catch (error) {
         errors.add((error as Error).message)
         await sleep(10)
@@ -210,12 +210,12 @@ async function handshakes (job: HandshakeJob): Promise<JobResult> {
   await sleep(job.warmupMs)
   send({ type: 'window-start' })
   const started = performance.now()
-  measuring = true
+  phase.measuring = true
   await sleep(job.measureMs)
-  measuring = false
+  phase.measuring = false
   const seconds = (performance.now() - started) / 1000
   send({ type: 'window-end' })
-  stopping = true
+  phase.stopping = true
   await Promise.all(loops)
   return { type: 'result', count, seconds, errors: errors.count, firstError: errors.first }
 }

@@ -11,7 +11,7 @@ import type { Child } from './children.js'
 import { childPids, processRssKiB } from './proc.js'
 import { freePort, nginxArgs, nginxVersion } from './peers/nginx.js'
 
-export type PeerId = 'A' | 'gateway' | 'minimal' | 'http-proxy' | 'nginx'
+export type PeerId = 'A' | 'gateway' | 'gateway-ws' | 'minimal' | 'http-proxy' | 'nginx'
 
 export interface Paths {
   root: string
@@ -76,6 +76,20 @@ async function waitListening (url: string, timeoutMs: number): Promise<void> {
   throw new Error(`nothing listening on ${url} after ${timeoutMs} ms`)
 }
 
+/** This project's plugin from the built dist/, with extra options for a variant. */
+function gatewayPeer (id: PeerId, label: string, extra: Record<string, unknown>): PeerDef {
+  return {
+    id,
+    label,
+    skipReason: (paths) => existsSync(paths.distEntry)
+      ? undefined
+      : `${paths.distEntry} does not exist; run \`npm run build\` first`,
+    start: async (paths, _backend, backendPort, secret) => await startNodePeer(
+      id, 'gateway.ts', [paths.distEntry, `ws://127.0.0.1:${backendPort}`, secret, JSON.stringify(extra)], paths)
+  }
+}
+
+/** Peers run by default, in this order (reversed every other round). */
 export const PEERS: readonly PeerDef[] = [
   {
     id: 'A',
@@ -89,15 +103,7 @@ export const PEERS: readonly PeerDef[] = [
       stop: async () => {}
     })
   },
-  {
-    id: 'gateway',
-    label: 'gateway (this plugin)',
-    skipReason: (paths) => existsSync(paths.distEntry)
-      ? undefined
-      : `${paths.distEntry} does not exist; run \`npm run build\` first`,
-    start: async (paths, _backend, backendPort, secret) =>
-      await startNodePeer('gateway', 'gateway.ts', [paths.distEntry, `ws://127.0.0.1:${backendPort}`, secret], paths)
-  },
+  gatewayPeer('gateway', 'gateway (this plugin)', {}),
   {
     id: 'minimal',
     label: 'E minimal relay',
@@ -144,4 +150,10 @@ export const PEERS: readonly PeerDef[] = [
       }
     }
   }
+]
+
+/** Peers run only when named with --peers. */
+export const OPTIONAL_PEERS: readonly PeerDef[] = [
+  // The gateway's ws message engine instead of its default frame passthrough.
+  gatewayPeer('gateway-ws', 'gateway, engine ws', { engine: 'ws' })
 ]

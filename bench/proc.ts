@@ -69,7 +69,12 @@ export function childPids (pid: number): number[] {
   return children
 }
 
-/** Machine-wide CPU time from the first line of /proc/stat, in seconds summed over all cores. */
+/**
+ * Machine-wide CPU time from the first line of /proc/stat, in seconds summed over all cores.
+ * `busy` is user + nice + system + steal: irq and softirq are left out because loopback traffic
+ * of our own processes is often processed there and would look like someone else's load; steal
+ * is kept because it is exactly the load of other tenants of a shared host.
+ */
 export interface MachineCpu {
   busy: number
   total: number
@@ -77,10 +82,11 @@ export interface MachineCpu {
 
 export function machineCpu (): MachineCpu {
   const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0] ?? ''
-  // cpu user nice system idle iowait irq softirq steal guest guest_nice; guest time is already
-  // counted in user, so only the first eight columns are summed.
-  const values = line.trim().split(/\s+/).slice(1, 9).map(Number)
-  const idle = (values[3] ?? 0) + (values[4] ?? 0)
-  const total = values.reduce((sum, value) => sum + value, 0)
-  return { busy: (total - idle) / CLOCK_TICKS, total: total / CLOCK_TICKS }
+  // cpu user nice system idle iowait irq softirq steal guest guest_nice (guest is inside user).
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] =
+    line.trim().split(/\s+/).slice(1, 9).map(Number)
+  return {
+    busy: (user + nice + system + steal) / CLOCK_TICKS,
+    total: (user + nice + system + idle + iowait + irq + softirq + steal) / CLOCK_TICKS
+  }
 }

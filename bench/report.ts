@@ -2,8 +2,10 @@
  * Turn per-round measurements into per-peer figures (mean, min, max over rounds), ratios to A and
  * to the minimal relay, and the markdown written to stdout and bench/results/.
  */
+import { machineMarkdown } from './machine.js'
+import type { MachineInfo } from './machine.js'
 import type { PeerId } from './peer-registry.js'
-import type { StepId, StepMeasurement } from './steps.js'
+import type { BlockRecord, StepId, StepMeasurement, StepRecord, Timing } from './steps.js'
 
 export type FigureId =
   | 'tp64' | 'tp1k' | 'tp64k' | 'cpu64' | 'cpu1k' | 'cpu64k'
@@ -41,7 +43,12 @@ export interface Stat {
   mean: number
   min: number
   max: number
+  /** Rounds the mean is taken over. */
   n: number
+  /** Rounds left out because other processes disturbed them while clean rounds exist. */
+  dropped: number
+  /** Every round was disturbed, so the mean is taken over disturbed rounds. */
+  disturbedOnly: boolean
 }
 
 export type Summary = Partial<Record<PeerId, Partial<Record<FigureId, Stat>>>>
@@ -51,27 +58,39 @@ export interface PeerColumn {
   label: string
 }
 
-function stat (values: number[]): Stat | undefined {
-  const finite = values.filter(Number.isFinite)
-  if (finite.length === 0) return undefined
+interface Value {
+  value: number
+  disturbed: boolean
+}
+
+function stat (values: Value[]): Stat | undefined {
+  const finite = values.filter((entry) => Number.isFinite(entry.value))
+  const clean = finite.filter((entry) => !entry.disturbed)
+  const used = (clean.length > 0 ? clean : finite).map((entry) => entry.value)
+  if (used.length === 0) return undefined
   return {
-    mean: finite.reduce((sum, value) => sum + value, 0) / finite.length,
-    min: Math.min(...finite),
-    max: Math.max(...finite),
-    n: finite.length
+    mean: used.reduce((sum, value) => sum + value, 0) / used.length,
+    min: Math.min(...used),
+    max: Math.max(...used),
+    n: used.length,
+    dropped: clean.length > 0 ? finite.length - clean.length : 0,
+    disturbedOnly: clean.length === 0
   }
 }
 
-/** Means over rounds of every figure, per peer; a figure with no valid round is left out. */
-export function summarise (measurements: ReadonlyArray<{ peer: PeerId, step: StepMeasurement }>): Summary {
+/**
+ * Means over rounds of every figure, per peer. Rounds that stayed disturbed after their repeats
+ * are left out when the peer has clean rounds of that figure; a figure with no value is left out.
+ */
+export function summarise (records: readonly StepRecord[]): Summary {
   const summary: Summary = {}
   for (const figure of FIGURES) {
-    const byPeer = new Map<PeerId, number[]>()
-    for (const { peer, step } of measurements) {
-      if (step.step !== figure.step) continue
-      const value = figure.value(step)
+    const byPeer = new Map<PeerId, Value[]>()
+    for (const { peer, measurement, disturbed } of records) {
+      if (measurement.step !== figure.step) continue
+      const value = figure.value(measurement)
       if (value === undefined) continue
-      byPeer.set(peer, [...(byPeer.get(peer) ?? []), value])
+      byPeer.set(peer, [...(byPeer.get(peer) ?? []), { value, disturbed }])
     }
     for (const [peer, values] of byPeer) {
       const result = stat(values)
@@ -83,8 +102,9 @@ export function summarise (measurements: ReadonlyArray<{ peer: PeerId, step: Ste
 
 function cell (figure: FigureDef, value: Stat | undefined): string {
   if (value === undefined) return '–'
-  if (value.n === 1 || figure.format(value.min) === figure.format(value.max)) return figure.format(value.mean)
-  return `${figure.format(value.mean)} (${figure.format(value.min)}–${figure.format(value.max)})`
+  const marks = `${value.dropped > 0 ? ` n=${value.n}` : ''}${value.disturbedOnly ? ' ⚠' : ''}`
+  if (value.n === 1 || figure.format(value.min) === figure.format(value.max)) return `${figure.format(value.mean)}${marks}`
+  return `${figure.format(value.mean)} (${figure.format(value.min)}–${figure.format(value.max)})${marks}`
 }
 
 function ratio (value: Stat | undefined, reference: Stat | undefined): string {
@@ -114,5 +134,53 @@ export function markdownTables (summary: Summary, peers: readonly PeerColumn[]):
       return `| ${figure.label} | ${proxied.map((peer) => `${toA(peer)} / ${toMinimal(peer)}`).join(' | ')} |`
     })
   ]
-  return `${figures.join('\n')}\n\n${ratios.join('\n')}\n`
+  const legend = 'Mean over rounds (min–max). `n=2`: a round that stayed disturbed was left out; ' +
+    '⚠: every round was disturbed (see Notes).'
+  return `${figures.join('\n')}\n\n${legend}\n\n${ratios.join('\n')}\n`
+}
+
+export interface ResultsInput {
+  title: string
+  machine: MachineInfo
+  rounds: number
+  timing: Timing
+  peers: readonly PeerColumn[]
+  skipped: ReadonlyArray<{ peer: PeerId, reason: string }>
+  records: readonly StepRecord[]
+  blocks: readonly BlockRecord[]
+  notes: readonly string[]
+  meta: Record<string, unknown>
+}
+
+/** The markdown report and the JSON document (summary plus every raw attempt kept). */
+export function renderResults (input: ResultsInput): { markdown: string, json: string } {
+  const summary = summarise(input.records)
+  const { timing } = input
+  const markdown = [
+    input.title,
+    '',
+    machineMarkdown(input.machine),
+    `- ${input.rounds} round(s), fresh processes per peer, order alternating; ${timing.warmupMs} ms warm-up + ` +
+      `${timing.measureMs} ms measured; ${timing.idleConnections} idle connections`,
+    '',
+    markdownTables(summary, input.peers),
+    input.skipped.length > 0
+      ? `Skipped: ${input.skipped.map((s) => `${s.peer} (${s.reason.split('\n')[0] ?? ''})`).join('; ')}\n`
+      : '',
+    input.notes.length > 0
+      ? `Notes:\n${input.notes.map((line) => `- ${line}`).join('\n')}\n`
+      : 'Notes: no disturbed steps, no echo errors.\n'
+  ].join('\n')
+  const json = {
+    ...input.meta,
+    timing,
+    machine: input.machine,
+    skipped: input.skipped,
+    figures: FIGURES.map((figure) => ({ id: figure.id, label: figure.label })),
+    summary,
+    blocks: input.blocks,
+    steps: input.records,
+    notes: input.notes
+  }
+  return { markdown, json: `${JSON.stringify(json, null, 2)}\n` }
 }

@@ -14,12 +14,16 @@ import { dirname, join, relative, resolve } from 'node:path'
 import { forkTs, killAllNow, stop, stopAll, waitReady } from './children.js'
 import type { Child } from './children.js'
 import { randomSecret, signHs256 } from './jwt.js'
-import { machineInfo, machineMarkdown } from './machine.js'
-import { PEERS } from './peer-registry.js'
+import { machineInfo } from './machine.js'
+import type { MachineInfo } from './machine.js'
+import { OPTIONAL_PEERS, PEERS } from './peer-registry.js'
 import type { PeerDef, PeerId, Paths, StartedPeer } from './peer-registry.js'
-import { FIGURES, markdownTables, summarise } from './report.js'
-import { FULL_TIMING, QUICK_TIMING, STEPS, runStep } from './steps.js'
-import type { StepMeasurement, Timing } from './steps.js'
+import { renderResults } from './report.js'
+import { FULL_TIMING, QUICK_TIMING, STEPS, runStep, waitForQuiet } from './steps.js'
+import type { BlockRecord, StepMeasurement, StepRecord, Timing } from './steps.js'
+
+/** Longest wait for other processes to calm down before repeating a disturbed step. */
+const QUIET_WAIT_MS = 15_000
 
 interface Options {
   quick: boolean
@@ -30,12 +34,14 @@ interface Options {
   /** Mean cores used by other processes above which a step counts as disturbed. */
   disturbedCores: number
   outDir: string | undefined
+  dist: string | undefined
 }
 
 const USAGE = `usage: node --import tsx bench/run.ts [options]
   --quick              1 round, short windows, 200 idle connections (about a minute)
   --rounds N           rounds of all peers, order alternating (default 3)
-  --peers a,b          subset of: ${PEERS.map((peer) => peer.id).join(', ')}
+  --peers a,b          peers to run (default ${PEERS.map((peer) => peer.id).join(',')}; also: ${OPTIONAL_PEERS.map((peer) => peer.id).join(',')})
+  --dist FILE          the built plugin to load (default dist/index.js)
   --no-build           do not run \`tsc -p tsconfig.build.json\` first; use dist/ as it is
   --max-repeats N      repeats of a disturbed step (default 2; 0 with --quick)
   --disturbed-cores X  other processes' mean CPU (cores) that marks a step disturbed (default 0.25)
@@ -43,7 +49,7 @@ const USAGE = `usage: node --import tsx bench/run.ts [options]
 
 function parseOptions (argv: string[]): Options {
   const options: Options = {
-    quick: false, rounds: 3, peers: undefined, build: true, maxRepeats: -1, disturbedCores: 0.25, outDir: undefined
+    quick: false, rounds: 3, peers: undefined, build: true, maxRepeats: -1, disturbedCores: 0.25, outDir: undefined, dist: undefined
   }
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]
@@ -63,10 +69,11 @@ function parseOptions (argv: string[]): Options {
     else if (arg === '--max-repeats') options.maxRepeats = count('--max-repeats', 5)
     else if (arg === '--disturbed-cores') options.disturbedCores = Number(value())
     else if (arg === '--out') options.outDir = resolve(value())
+    else if (arg === '--dist') options.dist = resolve(value())
     else if (arg === '--peers') {
       const ids = value().split(',').map((id) => id.trim())
       for (const id of ids) {
-        if (!PEERS.some((peer) => peer.id === id)) throw new Error(`unknown peer "${id}"\n${USAGE}`)
+        if (![...PEERS, ...OPTIONAL_PEERS].some((peer) => peer.id === id)) throw new Error(`unknown peer "${id}"\n${USAGE}`)
       }
       options.peers = ids as PeerId[]
     } else if (arg === '--help' || arg === '-h') {
@@ -95,23 +102,6 @@ function build (paths: Paths): string | undefined {
   return `tsc -p tsconfig.build.json failed (${result.status ?? result.signal ?? result.error?.message ?? '?'}):\n  ${output}`
 }
 
-interface StepRecord {
-  round: number
-  peer: PeerId
-  attempts: number
-  /** Mean cores used by other processes in each attempt. */
-  otherCoresPerAttempt: number[]
-  /** True when even the least disturbed attempt exceeded the threshold. */
-  disturbed: boolean
-  measurement: StepMeasurement
-}
-
-interface BlockRecord {
-  round: number
-  peer: PeerId
-  error?: string
-}
-
 function describe (m: StepMeasurement): string {
   const parts: string[] = []
   if (m.step === 'idle') parts.push(`${m.count} conns, ${m.idle?.kiBPerConnection.toFixed(1) ?? '?'} KiB each`)
@@ -127,6 +117,10 @@ interface RunState {
   options: Options
   timing: Timing
   paths: Paths
+  startedAt: Date
+  machine: MachineInfo
+  active: PeerDef[]
+  skipped: Array<{ peer: PeerId, reason: string }>
   headers: Record<string, string>
   secret: string
   steps: StepRecord[]
@@ -157,7 +151,10 @@ async function runBlock (state: RunState, peer: PeerDef, round: number): Promise
         const disturbed = step.id !== 'idle' && measurement.otherCores > options.disturbedCores
         progress(`[${tag}] ${step.label}: ${describe(measurement)}${disturbed ? ' — DISTURBED' : ''}`)
         if (!disturbed) break
-        if (attempt < options.maxRepeats) progress(`[${tag}] repeating ${step.label} (attempt ${attempt + 2})`)
+        if (attempt < options.maxRepeats) {
+          const level = await waitForQuiet(context, options.disturbedCores, QUIET_WAIT_MS)
+          progress(`[${tag}] repeating ${step.label} (attempt ${attempt + 2}; others now ${level.toFixed(2)} cores)`)
+        }
       }
       const best = attempts.reduce((a, b) => (b.otherCores < a.otherCores ? b : a))
       state.steps.push({
@@ -203,20 +200,22 @@ async function main (): Promise<number> {
   const options = parseOptions(process.argv.slice(2))
   const bench = dirname(resolve(process.argv[1] ?? 'bench/run.ts'))
   const root = dirname(bench)
-  const paths: Paths = { root, bench, distEntry: join(root, 'dist', 'index.js') }
+  const paths: Paths = { root, bench, distEntry: options.dist ?? join(root, 'dist', 'index.js') }
   const timing = options.quick ? QUICK_TIMING : FULL_TIMING
   const startedAt = new Date()
 
   let buildError: string | undefined
-  if (options.build && (options.peers === undefined || options.peers.includes('gateway'))) buildError = build(paths)
+  const gatewayIds: PeerId[] = ['gateway', 'gateway-ws']
+  const wantsGateway = options.peers === undefined || options.peers.some((id) => gatewayIds.includes(id))
+  if (options.build && options.dist === undefined && wantsGateway) buildError = build(paths)
   const machine = machineInfo(root)
   progress(`${machine.cores} cores, Node ${machine.node}, ws ${machine.versions.ws ?? '?'}, bufferutil native: ${machine.bufferutilNative}`)
 
   const skipped: Array<{ peer: PeerId, reason: string }> = []
   const active: PeerDef[] = []
-  for (const peer of PEERS) {
-    if (options.peers !== undefined && !options.peers.includes(peer.id)) continue
-    const reason = peer.id === 'gateway' && buildError !== undefined ? buildError : peer.skipReason(paths)
+  for (const peer of [...PEERS, ...OPTIONAL_PEERS]) {
+    if (options.peers === undefined ? OPTIONAL_PEERS.includes(peer) : !options.peers.includes(peer.id)) continue
+    const reason = gatewayIds.includes(peer.id) && buildError !== undefined ? buildError : peer.skipReason(paths)
     if (reason === undefined) active.push(peer)
     else {
       skipped.push({ peer: peer.id, reason })
@@ -230,60 +229,58 @@ async function main (): Promise<number> {
     timing,
     paths,
     secret,
+    startedAt,
+    machine,
+    active,
+    skipped,
     // Every peer gets the same request headers; only the gateway acts on them.
     headers: { authorization: `Bearer ${signHs256(secret, 'bench-client', 24 * 3600)}`, id: 'Backend_BENCH' },
     steps: [],
     blocks: []
   }
+  current = state
   for (let round = 0; round < options.rounds; round++) {
     const order = round % 2 === 0 ? active : [...active].reverse()
     progress(`round ${round + 1}/${options.rounds}: ${order.map((peer) => peer.id).join(' → ')}`)
     for (const peer of order) await runBlock(state, peer, round)
   }
 
-  const summary = summarise(state.steps.map((record) => ({ peer: record.peer, step: record.measurement })))
-  const columns = active.map((peer) => ({ id: peer.id, label: peer.label }))
-  const tables = markdownTables(summary, columns)
-  const noteLines = notes(state)
-  const title = `# fastify-ws-gateway bench ${options.quick ? '(quick) ' : ''}${startedAt.toISOString()}`
-  const markdown = [
-    title,
-    '',
-    machineMarkdown(machine),
-    `- ${options.rounds} round(s), fresh processes per peer, order alternating; ${timing.warmupMs} ms warm-up + ${timing.measureMs} ms measured; ${timing.idleConnections} idle connections`,
-    '',
-    tables,
-    skipped.length > 0 ? `Skipped: ${skipped.map((s) => `${s.peer} (${s.reason.split('\n')[0] ?? ''})`).join('; ')}\n` : '',
-    noteLines.length > 0 ? `Notes:\n${noteLines.map((line) => `- ${line}`).join('\n')}\n` : 'Notes: no disturbed steps, no echo errors.\n'
-  ].join('\n')
-
-  const outDir = options.outDir ?? join(bench, 'results')
-  mkdirSync(outDir, { recursive: true })
-  const stamp = startedAt.toISOString().replace(/[:.]/g, '-')
-  const base = join(outDir, `bench-${stamp}${options.quick ? '-quick' : ''}`)
-  const json = {
-    startedAt: startedAt.toISOString(),
-    finishedAt: new Date().toISOString(),
-    options: { ...options, timing },
-    machine,
-    skipped,
-    figures: FIGURES.map((figure) => ({ id: figure.id, label: figure.label })),
-    summary,
-    blocks: state.blocks,
-    steps: state.steps,
-    notes: noteLines
-  }
-  writeFileSync(`${base}.json`, `${JSON.stringify(json, null, 2)}\n`)
-  writeFileSync(`${base}.md`, markdown)
-  writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(json, null, 2)}\n`)
-  writeFileSync(join(outDir, 'latest.md'), markdown)
-  process.stdout.write(`${markdown}\n`)
-  progress(`results written to ${relative(process.cwd(), base)}.{json,md}`)
-
   const failed = state.blocks.some((block) => block.error !== undefined) ||
     state.steps.some((record) => record.measurement.errors > 0)
+  finish(state, false)
   return failed ? 1 : 0
 }
+
+/** Write results (also partial ones after an interrupt) to stdout and the results directory. */
+function finish (state: RunState, interrupted: boolean): void {
+  const { options, timing } = state
+  const title = `# fastify-ws-gateway bench ${options.quick ? '(quick) ' : ''}${state.startedAt.toISOString()}` +
+    (interrupted ? ' — INTERRUPTED, partial' : '')
+  const { markdown, json } = renderResults({
+    title,
+    machine: state.machine,
+    rounds: options.rounds,
+    timing,
+    peers: state.active.map((peer) => ({ id: peer.id, label: peer.label })),
+    skipped: state.skipped,
+    records: state.steps,
+    blocks: state.blocks,
+    notes: notes(state),
+    meta: { startedAt: state.startedAt.toISOString(), finishedAt: new Date().toISOString(), interrupted, options }
+  })
+  const outDir = options.outDir ?? join(state.paths.bench, 'results')
+  mkdirSync(outDir, { recursive: true })
+  const stamp = state.startedAt.toISOString().replace(/[:.]/g, '-')
+  const base = join(outDir, `bench-${stamp}${options.quick ? '-quick' : ''}${interrupted ? '-partial' : ''}`)
+  for (const target of [base, join(outDir, 'latest')]) {
+    writeFileSync(`${target}.json`, json)
+    writeFileSync(`${target}.md`, markdown)
+  }
+  process.stdout.write(`${markdown}\n`)
+  progress(`results written to ${relative(process.cwd(), base)}.{json,md}`)
+}
+
+let current: RunState | undefined
 
 // Children must never outlive the orchestrator: stop them on signals, SIGKILL them on any exit.
 process.on('exit', killAllNow)
@@ -293,6 +290,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     const forced = setTimeout(() => process.exit(130), 5_000)
     stopAll().finally(() => {
       clearTimeout(forced)
+      if (current !== undefined && current.steps.length > 0) finish(current, true)
       process.exit(130)
     })
   })

@@ -7,7 +7,7 @@ import { nextMessage } from './children.js'
 import type { Child } from './children.js'
 import { machineCpu, processCpuSeconds, processesCpuSeconds } from './proc.js'
 import type { IdleOpen, Job, JobRequest, JobResult, ReleaseRequest, Target } from './protocol.js'
-import type { StartedPeer } from './peer-registry.js'
+import type { PeerId, StartedPeer } from './peer-registry.js'
 
 export type StepId = 'tp64' | 'tp1k' | 'tp64k' | 'lat64' | 'lat64k' | 'handshakes' | 'idle'
 
@@ -33,7 +33,18 @@ const latency = (size: number, binary: boolean) => (target: Target, timing: Timi
   kind: 'latency', target, size, binary, connections: 10, thinkMs: 5, ...timing
 })
 
+/**
+ * Idle memory comes first, while the relay is fresh: once the throughput steps have grown its heap
+ * and RSS, V8 keeps that memory and new connections fit in it without any RSS growth.
+ */
 export const STEPS: readonly StepDef[] = [
+  {
+    id: 'idle',
+    label: 'RSS per idle connection',
+    job: (target, timing) => ({
+      kind: 'idle', target, connections: timing.idleConnections, openConcurrency: 50, timeoutMs: 60_000
+    })
+  },
   { id: 'tp64', label: 'throughput 64 B text', job: throughput(64, false) },
   { id: 'tp1k', label: 'throughput 1 KiB text', job: throughput(1024, false) },
   { id: 'tp64k', label: 'throughput 64 KiB binary', job: throughput(65536, true) },
@@ -43,13 +54,6 @@ export const STEPS: readonly StepDef[] = [
     id: 'handshakes',
     label: 'handshakes (16 open→close loops)',
     job: (target, timing) => ({ kind: 'handshakes', target, loops: 16, ...timing })
-  },
-  {
-    id: 'idle',
-    label: 'RSS per idle connection',
-    job: (target, timing) => ({
-      kind: 'idle', target, connections: timing.idleConnections, openConcurrency: 50, timeoutMs: 60_000
-    })
   }
 ]
 
@@ -78,6 +82,23 @@ export interface StepMeasurement {
   otherCores: number
   relayUsPerRoundTrip?: number
   idle?: { connections: number, relayKiBBefore: number, relayKiBAfter: number, kiBPerConnection: number, gcForced: boolean }
+}
+
+export interface StepRecord {
+  round: number
+  peer: PeerId
+  attempts: number
+  /** Mean cores used by other processes in each attempt. */
+  otherCoresPerAttempt: number[]
+  /** True when even the least disturbed attempt exceeded the threshold. */
+  disturbed: boolean
+  measurement: StepMeasurement
+}
+
+export interface BlockRecord {
+  round: number
+  peer: PeerId
+  error?: string
 }
 
 export interface StepContext {
@@ -178,6 +199,22 @@ async function measureIdle (context: StepContext, job: Extract<Job, { kind: 'idl
     otherCores,
     idle: { connections, relayKiBBefore: before, relayKiBAfter: after, kiBPerConnection, gcForced: context.peer.gcForced }
   }
+}
+
+/**
+ * Before repeating a disturbed step, wait (bounded) for other processes to calm down: sample in
+ * 1 s slices until their mean CPU is under `cores` or `maxMs` has passed. Returns the last level.
+ */
+export async function waitForQuiet (context: StepContext, cores: number, maxMs: number): Promise<number> {
+  const deadline = performance.now() + maxMs
+  let level = Number.POSITIVE_INFINITY
+  while (performance.now() < deadline) {
+    const first = sample(context)
+    await new Promise((resolve) => setTimeout(resolve, 1_000))
+    level = cpuBetween(first, sample(context)).otherCores
+    if (level <= cores) break
+  }
+  return level
 }
 
 export async function runStep (step: StepDef, context: StepContext): Promise<StepMeasurement> {

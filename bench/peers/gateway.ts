@@ -15,6 +15,8 @@ import { announceReady, requiredArg } from '../child-ipc.js'
 const distEntry = requiredArg(0, 'path of dist/index.js')
 const backendUrl = requiredArg(1, 'backend ws URL')
 const secret = requiredArg(2, 'JWT secret')
+/** Extra plugin options as JSON (e.g. `{"engine":"ws"}`), so one file serves every variant. */
+const extra = JSON.parse(process.argv[5] ?? '{}') as Record<string, unknown>
 
 /** Works whether dist/ is CommonJS (module.exports + .default) or an ES module. */
 function pluginFrom (loaded: unknown): FastifyPluginAsync<Record<string, unknown>> {
@@ -30,7 +32,8 @@ async function main (): Promise<void> {
   await app.register(wsGateway, {
     path: '/ws',
     backends: { Backend_BENCH: backendUrl },
-    jwt: { secret }
+    jwt: { secret },
+    ...extra
   })
   await app.listen({ host: '127.0.0.1', port: 0 })
   announceReady((app.server.address() as AddressInfo).port)

@@ -4,23 +4,18 @@
  * it needs no root-owned file and leaves nothing behind. Skipped when nginx is not on PATH
  * (Debian/Ubuntu: `apt-get install -y nginx-light`).
  */
-import { execFileSync } from 'node:child_process'
+import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 
-/** `nginx -v` output (e.g. "nginx/1.22.1"), or undefined when nginx is not installed. */
+/** nginx's version (e.g. "nginx/1.22.1"), or undefined when nginx is not on PATH. */
 export function nginxVersion (): string | undefined {
-  try {
-    // nginx prints its version on stderr.
-    const output = execFileSync('nginx', ['-v'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-    return output.trim() === '' ? 'nginx' : output.trim()
-  } catch (error) {
-    const stderr = (error as { stderr?: string }).stderr
-    if ((error as { code?: string }).code === 'ENOENT') return undefined
-    return typeof stderr === 'string' && stderr.trim() !== '' ? stderr.trim().replace('nginx version: ', '') : undefined
-  }
+  // nginx -v prints "nginx version: nginx/1.22.1" on stderr.
+  const result = spawnSync('nginx', ['-v'], { encoding: 'utf8', timeout: 10_000 })
+  if (result.error !== undefined || result.status !== 0) return undefined
+  return `${result.stderr}${result.stdout}`.trim().replace(/^nginx version: /, '')
 }
 
 /** A port free right now on 127.0.0.1 (nginx cannot report an ephemeral port back to us). */
