@@ -87,13 +87,21 @@ export function canAdopt (...sockets: WebSocket[]): boolean {
   })
 }
 
-/** Removes ws's own listeners from a socket, so that ws never reads, closes or emits again. */
+/**
+ * Removes ws's own listeners from a socket, so that ws never reads, closes or emits again, and
+ * its link to the WebSocket, so that the WebSocket (its Receiver and Sender with it) and, on the
+ * client leg, the upgrade's HTTP request and response can be collected: an idle connection then
+ * holds little more than its two sockets.
+ */
 export function detach (socket: Socket): void {
   for (const [event, name] of WS_SOCKET_LISTENERS) {
     for (const fn of socket.listeners(event)) {
       if (fn.name === name) socket.removeListener(event, fn as (...args: unknown[]) => void)
     }
   }
+  const link = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === 'websocket')
+  if (link !== undefined) delete (socket as unknown as Record<symbol, unknown>)[link]
+  ;(socket as unknown as { _httpMessage: unknown })._httpMessage = null
 }
 
 /** Copies header bytes into `leg.head` until it is complete or `chunk` ends; returns the new position. */
