@@ -370,7 +370,8 @@ export class FrameRelay implements Connection {
   /** The peer of `leg` half-closed its TCP connection: without a close frame, that is 1006. */
   private ended (leg: FrameLeg): void {
     this.lost(leg)
-    leg.socket.end()
+    // Ending twice costs an ERR_STREAM_ALREADY_FINISHED error object, on every normal close.
+    if (!leg.socket.writableEnded) leg.socket.end()
   }
 
   private closed (leg: FrameLeg): void {
