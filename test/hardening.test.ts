@@ -2,6 +2,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
+import type { RelayEngine } from '../lib/options'
 import { BACKEND_ID, SECRET, authHeaders, closeOf, connect, handshake, sign, startBackend, startGateway, startPair } from './helpers'
 
 /** Sends raw bytes as a request and returns what the server answered before closing. */
@@ -95,3 +96,13 @@ t.test('fastify.close() during traffic: every client gets 1001 and no accepted m
   const lost = clients.reduce((sum, _ws, n) => sum + sent[n] - (received.get(n) ?? 0), 0)
   t.equal(lost, 0, `messages lost: ${lost} of ${sent.reduce((a, b) => a + b, 0)}`)
 })
+
+for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
+  t.test(`${engine} engine: invalid UTF-8 in a client text message closes the client 1007`, async (t) => {
+    const { gateway } = await startPair(t, { engine })
+    const ws = await connect(gateway.url)
+    // ws does not check what it sends: this is a text frame with invalid UTF-8 on the wire.
+    ws.send(Buffer.from([0x68, 0xff, 0xfe]), { binary: false })
+    t.equal((await closeOf(ws)).code, 1007)
+  })
+}
