@@ -5,9 +5,9 @@ import {
   CLOSE_FRAME_BYTE, EMPTY, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG,
   SERVER_PING, closeFrame, controlFrame, frameProblem, headerSize, payloadLength, unmask
 } from './frames'
-import { RateLimiter } from './rate-limit'
-import type { RateLimitOptions } from './options'
-import type { Connection, RelaySettings } from './relay'
+import type { RateLimiter } from './rate-limit'
+import type { RelaySettings } from './relay'
+import { RelayConnection } from './connection'
 import { CONTROL, DATA, DISCARD, FrameLeg, HEADER, detach, gather, limitOf, socketOf } from './frame-leg'
 
 /** Why a leg is not being read (bits: a leg stays paused while any is set). */
@@ -35,27 +35,19 @@ const MAX_PENDING = 32
  *   : new Relay(clientWs, backendWs, settings)
  * ```
  */
-export class FrameRelay implements Connection {
+export class FrameRelay extends RelayConnection {
   /** Milliseconds a leg gets to answer our close frame before its socket is destroyed (ws's default). */
   static closeTimeout = 30_000
 
   readonly client: FrameLeg
   readonly backend: FrameLeg
-  readonly openedAt = Date.now()
-  dropped = 0
-  private readonly idleTimer: NodeJS.Timeout | undefined
-  private readonly rateLimiter: RateLimiter | undefined
-  private slowConsumerTimer: NodeJS.Timeout | undefined
 
-  constructor (clientWs: WebSocket, backendWs: WebSocket, private readonly settings: RelaySettings) {
+  constructor (clientWs: WebSocket, backendWs: WebSocket, settings: RelaySettings) {
+    super(settings)
     this.client = new FrameLeg('client', socketOf(clientWs), limitOf(clientWs, settings.maxPayload))
     this.backend = new FrameLeg('backend', socketOf(backendWs), limitOf(backendWs, settings.maxPayload))
     this.client.other = this.backend
     this.backend.other = this.client
-    if (settings.rateLimit !== false) this.rateLimiter = new RateLimiter(settings.rateLimit)
-    if (settings.idleTimeout > 0) {
-      this.idleTimer = setTimeout(() => this.closeIdle(), settings.idleTimeout).unref()
-    }
     this.adopt(this.client)
     this.adopt(this.backend)
   }
@@ -193,7 +185,7 @@ export class FrameRelay implements Connection {
     if (opcode !== 0) leg.dropping = false
     if (leg.dropping || (this.rateLimiter as RateLimiter).take(payload)) return true
     leg.dropping = true
-    if (opcode === 0 || (this.settings.rateLimit as Required<RateLimitOptions>).onExceeded !== 'drop') return false
+    if (opcode === 0 || !this.dropsOverLimit) return false
     this.dropped++
     return true
   }
@@ -238,16 +230,14 @@ export class FrameRelay implements Connection {
   private block (leg: FrameLeg, reason: number): void {
     if (leg.paused === 0) leg.socket.pause()
     // A client that leaves the backend paused for too long is closed (`slowConsumerTimeout`).
-    if (reason === OTHER_FULL && !leg.fromClient && (leg.paused & OTHER_FULL) === 0 && this.settings.slowConsumerTimeout > 0) {
-      this.slowConsumerTimer = setTimeout(() => this.end(this.settings.slowConsumerCloseCode, 'slow consumer'), this.settings.slowConsumerTimeout).unref()
-    }
+    if (reason === OTHER_FULL && !leg.fromClient && (leg.paused & OTHER_FULL) === 0) this.clientBackedUp()
     leg.paused |= reason
   }
 
   private unblock (leg: FrameLeg, reason: number): void {
     if ((leg.paused & reason) === 0) return
     leg.paused &= ~reason
-    if (reason === OTHER_FULL && !leg.fromClient) clearTimeout(this.slowConsumerTimer)
+    if (reason === OTHER_FULL && !leg.fromClient) this.clientCaughtUp()
     if (leg.paused === 0) leg.socket.resume()
   }
 
@@ -330,7 +320,7 @@ export class FrameRelay implements Connection {
   }
 
   /** Sends `leg` a close frame (none twice); its socket is destroyed if it does not finish in time. */
-  private closeLeg (leg: FrameLeg, code: number | undefined, reason: string | Buffer): void {
+  protected closeLeg (leg: FrameLeg, code: number | undefined, reason: string | Buffer): void {
     if (leg.closing || !leg.socket.writable) return
     leg.closing = true
     leg.closeTimer = setTimeout(() => leg.socket.destroy(), FrameRelay.closeTimeout).unref()
@@ -380,9 +370,7 @@ export class FrameRelay implements Connection {
     clearTimeout(leg.closeTimer)
     this.unblock(leg.other, OTHER_FULL)
     if (!leg.other.closed) return
-    clearTimeout(this.idleTimer)
-    clearTimeout(this.slowConsumerTimer)
-    this.settings.onEnd(this)
+    this.finish()
   }
 
   /** The socket of `leg` ends: what it did not say in a close frame, ws reports as 1006. */
@@ -395,21 +383,6 @@ export class FrameRelay implements Connection {
       leg.other.socket.destroy()
     }
     this.mirror(leg, CloseCode.ABNORMAL, EMPTY)
-  }
-
-  private closeBoth (code: number, reason: string, backendCode: number, backendReason: string): void {
-    this.backend.planned = { code: backendCode, reason: backendReason }
-    this.closeLeg(this.client, code, reason)
-    this.closeLeg(this.backend, backendCode, backendReason)
-  }
-
-  private closeIdle (): void {
-    this.closeBoth(CloseCode.GOING_AWAY, 'idle timeout', CloseCode.GOING_AWAY, 'idle timeout')
-  }
-
-  /** Closes the client with this code and reason (a policy decision) and the backend with 1001. */
-  end (code: number, reason: string): void {
-    this.closeBoth(code, reason, CloseCode.GOING_AWAY, 'going away')
   }
 
   /**

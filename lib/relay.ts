@@ -2,7 +2,7 @@ import type { FastifyBaseLogger } from 'fastify'
 import type WebSocket from 'ws'
 import { CloseCode, isSendable, truncateReason } from './close-codes'
 import type { RateLimitOptions } from './options'
-import { RateLimiter } from './rate-limit'
+import { RelayConnection } from './connection'
 
 /** Frames and bytes that came in on one leg. */
 export interface Traffic {
@@ -100,22 +100,14 @@ class Leg implements LegState {
  * This is the unit a per-message pipeline can be put in front of: `forward` is the only place a
  * message passes through.
  */
-export class Relay implements Connection {
+export class Relay extends RelayConnection {
   readonly client: Leg
   readonly backend: Leg
-  readonly openedAt = Date.now()
-  dropped = 0
-  private readonly idleTimer: NodeJS.Timeout | undefined
-  private readonly rateLimiter: RateLimiter | undefined
-  private slowConsumerTimer: NodeJS.Timeout | undefined
 
-  constructor (clientWs: WebSocket, backendWs: WebSocket, private readonly settings: RelaySettings) {
+  constructor (clientWs: WebSocket, backendWs: WebSocket, settings: RelaySettings) {
+    super(settings)
     this.client = new Leg('client', clientWs)
     this.backend = new Leg('backend', backendWs)
-    if (settings.rateLimit !== false) this.rateLimiter = new RateLimiter(settings.rateLimit)
-    if (settings.idleTimeout > 0) {
-      this.idleTimer = setTimeout(() => this.closeIdle(), settings.idleTimeout).unref()
-    }
     this.attach(this.client, this.backend)
     this.attach(this.backend, this.client)
     // The backend leg was paused while the client's upgrade completed; what it sent meanwhile
@@ -147,9 +139,7 @@ export class Relay implements Connection {
     if (!from.paused && to.ws.bufferedAmount > this.settings.highWaterMark) {
       from.paused = true
       from.ws.pause()
-      if (to === this.client && this.settings.slowConsumerTimeout > 0) {
-        this.slowConsumerTimer = setTimeout(() => this.end(this.settings.slowConsumerCloseCode, 'slow consumer'), this.settings.slowConsumerTimeout).unref()
-      }
+      if (to === this.client) this.clientBackedUp()
     }
   }
 
@@ -164,7 +154,7 @@ export class Relay implements Connection {
       return false
     }
     if (this.rateLimiter?.take(data.length) === false) {
-      if (this.settings.rateLimit !== false && this.settings.rateLimit.onExceeded === 'drop') this.dropped++
+      if (this.dropsOverLimit) this.dropped++
       else this.end(CloseCode.POLICY, 'rate limit')
       return false
     }
@@ -176,7 +166,7 @@ export class Relay implements Connection {
     if (from.paused && to.ws.bufferedAmount <= this.settings.highWaterMark / 2) {
       from.paused = false
       from.ws.resume()
-      clearTimeout(this.slowConsumerTimer)
+      this.clientCaughtUp()
     }
   }
 
@@ -188,9 +178,7 @@ export class Relay implements Connection {
       else this.mirrorClose(leg, other, code, reason)
       return
     }
-    clearTimeout(this.idleTimer)
-    clearTimeout(this.slowConsumerTimer)
-    this.settings.onEnd(this)
+    this.finish()
   }
 
   private mirrorClose (leg: Leg, other: Leg, code: number, reason: Buffer): void {
@@ -210,19 +198,8 @@ export class Relay implements Connection {
     }
   }
 
-  /** Closes both legs at once with codes the gateway chose. */
-  private closeBoth (clientCode: number, clientReason: string, backendCode: number, backendReason: string): void {
-    this.backend.planned = { code: backendCode, reason: backendReason }
-    this.client.close(clientCode, clientReason)
-    this.backend.close(backendCode, backendReason)
-  }
-
-  end (code: number, reason: string): void {
-    this.closeBoth(code, reason, CloseCode.GOING_AWAY, 'going away')
-  }
-
-  private closeIdle (): void {
-    this.closeBoth(CloseCode.GOING_AWAY, 'idle timeout', CloseCode.GOING_AWAY, 'idle timeout')
+  protected closeLeg (leg: Leg, code: number | undefined, reason: string | Buffer): void {
+    leg.close(code, reason)
   }
 
   /**
