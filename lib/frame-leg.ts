@@ -100,7 +100,9 @@ export function detach (socket: Socket): void {
     }
   }
   const link = Object.getOwnPropertySymbols(socket).find((symbol) => symbol.description === 'websocket')
-  if (link !== undefined) delete (socket as unknown as Record<symbol, unknown>)[link]
+  // Cleared, not deleted: deleting a property turns the socket into a slow, hash-table object
+  // (about 1.5 KiB more per socket).
+  if (link !== undefined) (socket as unknown as Record<symbol, unknown>)[link] = undefined
   ;(socket as unknown as { _httpMessage: unknown })._httpMessage = null
 }
 
