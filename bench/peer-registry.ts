@@ -11,7 +11,7 @@ import type { Child } from './children.js'
 import { childPids, processRssKiB } from './proc.js'
 import { freePort, nginxArgs, nginxVersion } from './peers/nginx.js'
 
-export type PeerId = 'A' | 'gateway' | 'gateway-ws' | 'minimal' | 'http-proxy' | 'nginx'
+export type PeerId = 'A' | 'gateway' | 'gateway-ws' | 'minimal' | 'http-proxy' | 'nginx' | 'tunnel'
 
 export interface Paths {
   root: string
@@ -117,6 +117,13 @@ export const PEERS: readonly PeerDef[] = [
     skipReason: () => undefined,
     start: async (paths, _backend, backendPort) =>
       await startNodePeer('http-proxy', 'http-proxy.ts', [`ws://127.0.0.1:${backendPort}`], paths)
+  },
+  {
+    id: 'tunnel',
+    label: 'D raw Node tunnel',
+    skipReason: () => undefined,
+    start: async (paths, _backend, backendPort) =>
+      await startNodePeer('tunnel', 'tunnel.ts', [`ws://127.0.0.1:${backendPort}`], paths)
   },
   {
     id: 'nginx',
