@@ -2,6 +2,7 @@ import { Socket } from 'node:net'
 import type WebSocket from 'ws'
 import { MAX_CONTROL_PAYLOAD, MAX_HEADER_SIZE, headerSize } from './frames'
 import type { LegName, LegState, PlannedClose, Traffic } from './relay'
+import type { FrameRelay } from './frame-relay'
 
 /*
  * One leg of the passthrough engine: its raw socket, taken over from ws, and the state of its
@@ -14,6 +15,9 @@ export const DATA = 1
 export const CONTROL = 2
 /** After a close frame or a protocol violation: whatever else comes is dropped. */
 export const DISCARD = 3
+
+/** Where a control frame's payload is gathered in `FrameLeg#scratch`, after the header's room. */
+export const CONTROL_AT = MAX_HEADER_SIZE
 
 /** The listeners ws 8.23's `WebSocket#setSocket` puts on the socket, by event (see `detach`). */
 const WS_SOCKET_LISTENERS: ReadonlyArray<[string, string]> = [
@@ -35,8 +39,8 @@ export class FrameLeg implements LegState {
   readonly fromClient: boolean
 
   state = HEADER
-  /** The bytes of a header split across reads; also holds a control frame's mask key at 2..5. */
-  readonly head = Buffer.allocUnsafe(MAX_HEADER_SIZE)
+  private buffer: Buffer | undefined
+  /** Bytes of a header split across reads (`headLength` of them so far). */
   headLength = 0
   opcode = 0
   fin = false
@@ -49,7 +53,7 @@ export class FrameLeg implements LegState {
   /** The current message is dropped by the rate limit (`onExceeded: 'drop'`), all its frames. */
   dropping = false
   messageBytes = 0
-  readonly control = Buffer.allocUnsafe(MAX_CONTROL_PAYLOAD)
+  /** Bytes of the current control frame's payload gathered so far, at `scratch[CONTROL_AT]`. */
   controlLength = 0
 
   /** A close frame to this leg is queued or written. */
@@ -68,8 +72,17 @@ export class FrameLeg implements LegState {
   /** Control frames waiting for the frame being written to this leg to end. */
   pending: Buffer[] | undefined
 
-  constructor (readonly name: LegName, readonly socket: Socket, readonly maxPayload: number) {
+  constructor (readonly relay: FrameRelay, readonly name: LegName, readonly socket: Socket, readonly maxPayload: number) {
     this.fromClient = name === 'client'
+  }
+
+  /**
+   * Room for a header split across reads (from 0), a control frame's mask key (clients', at 2..5)
+   * and its payload (from `CONTROL_AT`). Made the first time it is needed: an idle leg has none.
+   */
+  get scratch (): Buffer {
+    this.buffer ??= Buffer.allocUnsafe(MAX_HEADER_SIZE + MAX_CONTROL_PAYLOAD)
+    return this.buffer
   }
 }
 
@@ -106,13 +119,14 @@ export function detach (socket: Socket): void {
   ;(socket as unknown as { _httpMessage: unknown })._httpMessage = null
 }
 
-/** Copies header bytes into `leg.head` until it is complete or `chunk` ends; returns the new position. */
+/** Copies header bytes into `leg.scratch` until it is complete or `chunk` ends; returns the new position. */
 export function gather (leg: FrameLeg, chunk: Buffer, pos: number): number {
+  const head = leg.scratch
   while (pos < chunk.length) {
-    const need = leg.headLength < 2 ? 2 : headerSize(leg.head[1])
+    const need = leg.headLength < 2 ? 2 : headerSize(head[1])
     if (leg.headLength === need) break
     const n = Math.min(need - leg.headLength, chunk.length - pos)
-    chunk.copy(leg.head, leg.headLength, pos, pos + n)
+    chunk.copy(head, leg.headLength, pos, pos + n)
     leg.headLength += n
     pos += n
   }

@@ -8,12 +8,17 @@ import {
 import type { RateLimiter } from './rate-limit'
 import type { RelaySettings } from './relay'
 import { RelayConnection } from './connection'
-import { CONTROL, DATA, DISCARD, FrameLeg, HEADER, detach, gather, limitOf, socketOf } from './frame-leg'
+import type { Socket } from 'node:net'
+import { CONTROL, CONTROL_AT, DATA, DISCARD, FrameLeg, HEADER, detach, gather, limitOf, socketOf } from './frame-leg'
 
 /** Why a leg is not being read (bits: a leg stays paused while any is set). */
 const OTHER_FULL = 1
 const SELF_FULL = 2
 const QUEUE_FULL = 4
+
+/** The leg a socket carries: one set of listeners (`FrameRelay.on*`) serves every connection. */
+const kLeg = Symbol('fastify-ws-gateway.leg')
+type LegSocket = Socket & { [kLeg]: FrameLeg }
 
 /** Control frames that may wait for a frame boundary on one leg before its reader is paused. */
 const MAX_PENDING = 32
@@ -44,8 +49,8 @@ export class FrameRelay extends RelayConnection {
 
   constructor (clientWs: WebSocket, backendWs: WebSocket, settings: RelaySettings) {
     super(settings)
-    this.client = new FrameLeg('client', socketOf(clientWs), limitOf(clientWs, settings.maxPayload))
-    this.backend = new FrameLeg('backend', socketOf(backendWs), limitOf(backendWs, settings.maxPayload))
+    this.client = new FrameLeg(this, 'client', socketOf(clientWs), limitOf(clientWs, settings.maxPayload))
+    this.backend = new FrameLeg(this, 'backend', socketOf(backendWs), limitOf(backendWs, settings.maxPayload))
     this.client.other = this.backend
     this.backend.other = this.client
     this.adopt(this.client)
@@ -66,13 +71,14 @@ export class FrameRelay extends RelayConnection {
    *   since are in the socket's readable buffer: our 'data' listener gets them first, in order.
    */
   private adopt (leg: FrameLeg): void {
-    const socket = leg.socket
-    socket.on('error', (err) => this.settings.log.debug({ err, leg: leg.name }, 'ws gateway leg error'))
+    const socket = leg.socket as LegSocket
+    socket[kLeg] = leg
+    socket.on('error', FrameRelay.onError)
     detach(socket)
-    socket.on('data', (chunk: Buffer) => this.receive(leg, chunk))
-    socket.on('end', () => this.ended(leg))
-    socket.on('close', () => this.closed(leg))
-    socket.on('drain', () => this.drained(leg))
+    socket.on('data', FrameRelay.onData)
+    socket.on('end', FrameRelay.onEnd)
+    socket.on('close', FrameRelay.onClose)
+    socket.on('drain', FrameRelay.onDrain)
     if (socket.closed) {
       // Gone before the relay began (e.g. a backend reset while the client's upgrade completed):
       // ended abnormally, once the route has registered the connection.
@@ -81,6 +87,32 @@ export class FrameRelay extends RelayConnection {
     }
     socket.setNoDelay(true)
     socket.resume()
+  }
+
+  // The socket listeners, shared rather than made per connection (an idle connection is smaller).
+  private static onError (this: LegSocket, err: Error): void {
+    const leg = this[kLeg]
+    leg.relay.settings.log.debug({ err, leg: leg.name }, 'ws gateway leg error')
+  }
+
+  private static onData (this: LegSocket, chunk: Buffer): void {
+    const leg = this[kLeg]
+    leg.relay.receive(leg, chunk)
+  }
+
+  private static onEnd (this: LegSocket): void {
+    const leg = this[kLeg]
+    leg.relay.ended(leg)
+  }
+
+  private static onClose (this: LegSocket): void {
+    const leg = this[kLeg]
+    leg.relay.closed(leg)
+  }
+
+  private static onDrain (this: LegSocket): void {
+    const leg = this[kLeg]
+    leg.relay.drained(leg)
   }
 
   /** Reads a chunk of one leg: forwards data frames' bytes, handles control frames, checks all. */
@@ -108,12 +140,12 @@ export class FrameRelay extends RelayConnection {
         if (leg.headLength === 0 && length - pos >= 2 && length - pos >= headerSize(chunk[pos + 1])) {
           pos += headerSize(chunk[pos + 1])
         } else {
-          // A header split across reads: gathered in `leg.head`, and copied when forwarded.
+          // A header split across reads: gathered in `leg.scratch`, and copied when forwarded.
           if (from !== -1) this.forward(to, chunk, from, start)
           from = -1
           pos = gather(leg, chunk, pos)
-          if (leg.headLength < 2 || leg.headLength < headerSize(leg.head[1])) break
-          head = leg.head
+          head = leg.scratch
+          if (leg.headLength < 2 || leg.headLength < headerSize(head[1])) break
           at = 0
           leg.headLength = 0
         }
@@ -128,8 +160,8 @@ export class FrameRelay extends RelayConnection {
           from = -1
           if (problem !== undefined) return this.violate(leg, 1002, problem)
           if (opcode < OPCODE_CLOSE) return this.violate(leg, CloseCode.MESSAGE_TOO_BIG, 'message too big')
-          // A control frame: read whole into `leg.control`, its mask key (clients') into head[2..5].
-          if (head !== leg.head && leg.fromClient) head.copy(leg.head, 2, at + 2, at + 6)
+          // A control frame: read whole into `leg.scratch`, its mask key (clients') at 2..5.
+          if (head === chunk && leg.fromClient) chunk.copy(leg.scratch, 2, at + 2, at + 6)
           leg.opcode = opcode
           leg.left = payload
           leg.controlLength = 0
@@ -154,7 +186,7 @@ export class FrameRelay extends RelayConnection {
         } else if (head === chunk) {
           if (from === -1) from = start
         } else {
-          this.write(to, Buffer.from(leg.head.subarray(0, headerSize(leg.head[1]))))
+          this.write(to, Buffer.from(head.subarray(0, headerSize(head[1]))))
         }
         data = true
         leg.left = payload
@@ -162,7 +194,7 @@ export class FrameRelay extends RelayConnection {
         if (payload === 0) from = this.frameDone(leg, chunk, from, pos)
       } else if (state === CONTROL) {
         const n = Math.min(leg.left, length - pos)
-        chunk.copy(leg.control, leg.controlLength, pos, pos + n)
+        chunk.copy(leg.scratch, CONTROL_AT + leg.controlLength, pos, pos + n)
         leg.controlLength += n
         leg.left -= n
         pos += n
@@ -249,8 +281,9 @@ export class FrameRelay extends RelayConnection {
 
   /** A whole control frame arrived on `leg`. */
   private control (leg: FrameLeg): void {
-    const payload = leg.control.subarray(0, leg.controlLength)
-    if (leg.fromClient) unmask(payload, leg.head, 2)
+    const scratch = leg.scratch
+    const payload = scratch.subarray(CONTROL_AT, CONTROL_AT + leg.controlLength)
+    if (leg.fromClient) unmask(payload, scratch, 2)
     leg.state = HEADER
     if (leg.opcode === OPCODE_PING) {
       if (!leg.closing) this.sendControl(leg, controlFrame(OPCODE_PONG, payload, !leg.fromClient))

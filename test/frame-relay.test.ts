@@ -814,3 +814,16 @@ t.test('a close answer waiting for a frame boundary is dropped when the client h
   const line = await ended(gateway.lines)
   t.same([line.clientCode, line.backendCode], [1000, 1000])
 })
+
+t.test('a client that resets its TCP connection: logged at debug, the backend is cut (1006)', async (t) => {
+  const backend = await echoBackend(t)
+  const gateway = await gatewayFor(t, backend.url)
+  const client = await rawClient(gateway.port)
+  client.socket.resetAndDestroy()
+  t.same(await backend.closes[0], { code: 1006, reason: '' })
+  const line = await ended(gateway.lines)
+  t.equal(line.clientCode, 1006)
+  const error = gateway.lines.find((l) => l.msg === 'ws gateway leg error')
+  t.equal(error?.leg, 'client')
+  t.equal((error?.err as { code?: string } | undefined)?.code, 'ECONNRESET')
+})

@@ -7,7 +7,7 @@
  */
 import { createServer } from 'node:http'
 import { connect } from 'node:net'
-import type { AddressInfo } from 'node:net'
+import type { AddressInfo, Socket } from 'node:net'
 import { announceReady, requiredArg } from '../child-ipc.js'
 
 const backendUrl = new URL(requiredArg(0, 'backend ws URL'))
@@ -16,7 +16,7 @@ const server = createServer((_request, response) => {
   response.writeHead(426, { upgrade: 'websocket' }).end()
 })
 
-server.on('upgrade', (request, client, head) => {
+server.on('upgrade', (request, client: Socket, head: Buffer) => {
   const backend = connect(Number(backendUrl.port), backendUrl.hostname)
   const lines = [`${request.method ?? 'GET'} ${request.url ?? '/'} HTTP/1.1`]
   for (let i = 0; i < request.rawHeaders.length; i += 2) lines.push(`${request.rawHeaders[i]}: ${request.rawHeaders[i + 1]}`)
