@@ -7,6 +7,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import fastifyWebsocket from '@fastify/websocket'
 import { FrameRelay } from '../lib/frame-relay'
+import { FrameCloser } from '../lib/frame-closer'
 import { canAdopt } from '../lib/frame-leg'
 import { closeFrame, controlFrame, frameProblem, headerSize, payloadLength } from '../lib/frames'
 import type { WsGatewayOptions } from '../lib/index'
@@ -483,9 +484,9 @@ t.test('a client that half-closes without a close frame takes the backend down',
 })
 
 t.test('a leg that never answers our close is destroyed after closeTimeout', async (t) => {
-  const saved = FrameRelay.closeTimeout
-  FrameRelay.closeTimeout = 100
-  t.teardown(() => { FrameRelay.closeTimeout = saved })
+  const saved = FrameCloser.closeTimeout
+  FrameCloser.closeTimeout = 100
+  t.teardown(() => { FrameCloser.closeTimeout = saved })
   const raw = await startRawBackend(t)
   const gateway = await gatewayFor(t, raw.url)
   const client = await rawClient(gateway.port)
