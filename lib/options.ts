@@ -59,7 +59,10 @@ export interface WsGatewayOptions {
   heartbeatInterval?: number
   /** Milliseconds without a data frame either way after which both legs are closed. 0 = off (default). */
   idleTimeout?: number
-  /** Buffered bytes on a leg above which the other leg stops being read. Default 1 MiB. */
+  /**
+   * Buffered bytes on a leg above which the other leg stops being read. Default 1 MiB. The
+   * passthrough engine stops already at the socket's own 16 KiB write buffer when that is lower.
+   */
   highWaterMark?: number
   /** Milliseconds `fastify.close()` waits for close handshakes before terminating what is left. Default 5000. */
   closeTimeout?: number
@@ -98,7 +101,7 @@ export interface WsGatewayOptions {
   shutdownCloseCode?: 1001 | 1012
   /** Close with 1008 `token expired` when the client's token expires. Default true. */
   closeOnTokenExpiry?: boolean
-  /** Milliseconds a client may keep more than `highWaterMark` bytes unread before it is closed. 0 = never. Default 30000. */
+  /** Milliseconds a client may keep the backend leg stopped (see `highWaterMark`) before it is closed. 0 = never. Default 30000. */
   slowConsumerTimeout?: number
   /** Close code for a slow consumer: 1008 policy or 1013 try again later. Default 1008. */
   slowConsumerCloseCode?: 1008 | 1013
