@@ -89,6 +89,17 @@ function gatewayPeer (id: PeerId, label: string, extra: Record<string, unknown>)
   }
 }
 
+/** A Node relay from bench/peers/ that takes the backend's URL as its only argument. */
+function relayPeer (id: PeerId, label: string, file: string): PeerDef {
+  return {
+    id,
+    label,
+    skipReason: () => undefined,
+    start: async (paths, _backend, backendPort) =>
+      await startNodePeer(id, file, [`ws://127.0.0.1:${backendPort}`], paths)
+  }
+}
+
 /** Peers run by default, in this order (reversed every other round). */
 export const PEERS: readonly PeerDef[] = [
   {
@@ -104,27 +115,9 @@ export const PEERS: readonly PeerDef[] = [
     })
   },
   gatewayPeer('gateway', 'gateway (this plugin)', {}),
-  {
-    id: 'minimal',
-    label: 'E minimal relay',
-    skipReason: () => undefined,
-    start: async (paths, _backend, backendPort) =>
-      await startNodePeer('minimal-relay', 'minimal-relay.ts', [`ws://127.0.0.1:${backendPort}`], paths)
-  },
-  {
-    id: 'http-proxy',
-    label: 'B @fastify/http-proxy',
-    skipReason: () => undefined,
-    start: async (paths, _backend, backendPort) =>
-      await startNodePeer('http-proxy', 'http-proxy.ts', [`ws://127.0.0.1:${backendPort}`], paths)
-  },
-  {
-    id: 'tunnel',
-    label: 'D raw Node tunnel',
-    skipReason: () => undefined,
-    start: async (paths, _backend, backendPort) =>
-      await startNodePeer('tunnel', 'tunnel.ts', [`ws://127.0.0.1:${backendPort}`], paths)
-  },
+  relayPeer('minimal', 'E minimal relay', 'minimal-relay.ts'),
+  relayPeer('http-proxy', 'B @fastify/http-proxy', 'http-proxy.ts'),
+  relayPeer('tunnel', 'D raw Node tunnel', 'tunnel.ts'),
   {
     id: 'nginx',
     label: 'C nginx',
