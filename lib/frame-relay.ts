@@ -1,7 +1,7 @@
 import type { Socket } from 'node:net'
 import type WebSocket from 'ws'
 import { CloseCode } from './close-codes'
-import { OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG, controlFrame, frameProblem, headerSize, payloadLength, unmask } from './frames'
+import { EMPTY, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG, controlFrame, frameProblem, headerSize, payloadLength, unmask } from './frames'
 import type { RateLimiter } from './rate-limit'
 import type { RelaySettings } from './relay'
 import { CONTROL, CONTROL_AT, DATA, FrameLeg, HEADER, detach, gather, limitOf, socketOf } from './frame-leg'
@@ -146,7 +146,7 @@ export class FrameRelay extends FrameCloser {
           if (problem !== undefined) return this.violate(leg, 1002, problem)
           if (opcode < OPCODE_CLOSE) return this.violate(leg, CloseCode.MESSAGE_TOO_BIG, 'message too big')
           // A control frame: read whole into `leg.scratch`, its mask key (clients') at 2..5.
-          if (head === chunk && leg.fromClient) chunk.copy(leg.scratch, 2, at + 2, at + 6)
+          if (head === chunk && leg.fromClient && payload > 0) chunk.copy(leg.scratch, 2, at + 2, at + 6)
           leg.opcode = opcode
           leg.left = payload
           leg.controlLength = 0
@@ -223,9 +223,13 @@ export class FrameRelay extends FrameCloser {
 
   /** A whole control frame arrived on `leg`. */
   private control (leg: FrameLeg): void {
-    const scratch = leg.scratch
-    const payload = scratch.subarray(CONTROL_AT, CONTROL_AT + leg.controlLength)
-    if (leg.fromClient) unmask(payload, scratch, 2)
+    let payload: Buffer = EMPTY
+    // Empty pings and pongs (the heartbeat's) never need the scratch buffer.
+    if (leg.controlLength > 0) {
+      const scratch = leg.scratch
+      payload = scratch.subarray(CONTROL_AT, CONTROL_AT + leg.controlLength)
+      if (leg.fromClient) unmask(payload, scratch, 2)
+    }
     leg.state = HEADER
     if (leg.opcode === OPCODE_PING) {
       if (!leg.closing) this.sendControl(leg, controlFrame(OPCODE_PONG, payload, !leg.fromClient))
