@@ -99,33 +99,50 @@ function checkEcho (data: WebSocket.RawData, isBinary: boolean, size: number, bi
   else if (isBinary !== binary) errors.add(`echo flagged ${isBinary ? 'binary' : 'text'}, expected ${binary ? 'binary' : 'text'}`)
 }
 
+/**
+ * What a job's loops read: whether the window is being measured, and whether to stop. An object,
+ * not two lets, so loops written as closures see the changes `measuredWindow` makes.
+ */
+interface Phase {
+  measuring: boolean
+  stopping: boolean
+}
+
+/**
+ * Warm-up, then the measured window (the parent samples /proc when told it starts and ends),
+ * then tells the loops to stop. Returns the window's length in seconds.
+ */
+async function measuredWindow (job: { warmupMs: number, measureMs: number }, phase: Phase): Promise<number> {
+  await sleep(job.warmupMs)
+  send({ type: 'window-start' })
+  const started = performance.now()
+  phase.measuring = true
+  await sleep(job.measureMs)
+  phase.measuring = false
+  const seconds = (performance.now() - started) / 1000
+  send({ type: 'window-end' })
+  phase.stopping = true
+  return seconds
+}
+
 /** Closed loop: every connection keeps `inFlight` messages outstanding; count round trips. */
 async function throughput (job: ThroughputJob): Promise<JobResult> {
   const payload = payloadOf(job.size)
   const errors = new ErrorTally()
   const sockets = await openMany(job.target, job.connections, 50)
-  let measuring = false
-  let stopping = false
+  const phase: Phase = { measuring: false, stopping: false }
   let count = 0
   for (const socket of sockets) {
     socket.on('error', (error) => errors.add(`socket error: ${error.message}`))
-    socket.on('close', (code) => { if (!stopping) errors.add(`closed early with ${code}`) })
+    socket.on('close', (code) => { if (!phase.stopping) errors.add(`closed early with ${code}`) })
     socket.on('message', (data, isBinary) => {
       checkEcho(data, isBinary, job.size, job.binary, errors)
-      if (measuring) count++
-      if (!stopping) socket.send(payload, { binary: job.binary })
+      if (phase.measuring) count++
+      if (!phase.stopping) socket.send(payload, { binary: job.binary })
     })
     for (let i = 0; i < job.inFlight; i++) socket.send(payload, { binary: job.binary })
   }
-  await sleep(job.warmupMs)
-  send({ type: 'window-start' })
-  const started = performance.now()
-  measuring = true
-  await sleep(job.measureMs)
-  measuring = false
-  const seconds = (performance.now() - started) / 1000
-  send({ type: 'window-end' })
-  stopping = true
+  const seconds = await measuredWindow(job, phase)
   await closeAll(sockets)
   return { type: 'result', count, seconds, errors: errors.count, firstError: errors.first }
 }
@@ -142,9 +159,7 @@ async function latency (job: LatencyJob): Promise<JobResult> {
   const sockets = await openMany(job.target, job.connections, job.connections)
   const samples: number[] = []
   const maxSamples = 2_000_000
-  // An object, not two lets: the loops read flags that only the timer code below changes.
-  const phase = { measuring: false, stopping: false }
-  let started = 0
+  const phase: Phase = { measuring: false, stopping: false }
 
   const loop = async (socket: WebSocket): Promise<void> => {
     while (!phase.stopping) {
@@ -164,15 +179,7 @@ async function latency (job: LatencyJob): Promise<JobResult> {
     }
   }
   const loops = sockets.map(async (socket) => await loop(socket).catch((error: Error) => errors.add(error.message)))
-  await sleep(job.warmupMs)
-  send({ type: 'window-start' })
-  started = performance.now()
-  phase.measuring = true
-  await sleep(job.measureMs)
-  phase.measuring = false
-  const seconds = (performance.now() - started) / 1000
-  send({ type: 'window-end' })
-  phase.stopping = true
+  const seconds = await measuredWindow(job, phase)
   await Promise.all(loops)
   await closeAll(sockets)
   const sorted = Float64Array.from(samples).sort()
@@ -191,8 +198,7 @@ async function latency (job: LatencyJob): Promise<JobResult> {
 /** `loops` concurrent loops of open → close; a handshake counts once its close completes. */
 async function handshakes (job: HandshakeJob): Promise<JobResult> {
   const errors = new ErrorTally()
-  // An object, not two lets: the loops read flags that only the timer code below changes.
-  const phase = { measuring: false, stopping: false }
+  const phase: Phase = { measuring: false, stopping: false }
   let count = 0
   const loop = async (): Promise<void> => {
     while (!phase.stopping) {
@@ -207,15 +213,7 @@ async function handshakes (job: HandshakeJob): Promise<JobResult> {
     }
   }
   const loops = Array.from({ length: job.loops }, loop)
-  await sleep(job.warmupMs)
-  send({ type: 'window-start' })
-  const started = performance.now()
-  phase.measuring = true
-  await sleep(job.measureMs)
-  phase.measuring = false
-  const seconds = (performance.now() - started) / 1000
-  send({ type: 'window-end' })
-  phase.stopping = true
+  const seconds = await measuredWindow(job, phase)
   await Promise.all(loops)
   return { type: 'result', count, seconds, errors: errors.count, firstError: errors.first }
 }
