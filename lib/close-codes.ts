@@ -31,3 +31,37 @@ export function truncateReason (reason: Buffer | string): Buffer {
   while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--
   return bytes.subarray(0, end)
 }
+
+/** How a leg ended, as far as the close of the other leg depends on it. */
+export interface LegEnd {
+  fromClient: boolean
+  /** The gateway closed this leg for breaking the protocol: with a too-big message, or otherwise. */
+  violation: 'too big' | 'other' | undefined
+  /** The code it closed with: 1005 for none, 1006 when its connection ended without a close. */
+  code: number
+  reason: Buffer
+}
+
+/** The close the other leg gets (no code: no status), or `'cut'`: its connection is dropped. */
+export type MirroredClose = { code: number | undefined, reason: string | Buffer } | 'cut'
+
+/**
+ * The README's close-code table, for both engines (a close the gateway planned comes first and
+ * is each engine's own): after a violation the other side learns its peer went away (1001) or,
+ * for a backend breaking the protocol, that the gateway got a bad answer (1014; 1001 for a
+ * too-big message); no status is passed on as no status; a client gone without a close takes
+ * the backend's connection with it, a backend gone without one becomes 1014; any other code and
+ * reason are passed on.
+ */
+export function mirrorClose ({ fromClient, violation, code, reason }: LegEnd): MirroredClose {
+  if (violation !== undefined) {
+    return fromClient || violation === 'too big'
+      ? { code: CloseCode.GOING_AWAY, reason: 'going away' }
+      : { code: CloseCode.BAD_GATEWAY, reason: 'bad gateway' }
+  }
+  if (code === CloseCode.NO_STATUS) return { code: undefined, reason }
+  if (code === CloseCode.ABNORMAL || !isSendable(code)) {
+    return fromClient ? 'cut' : { code: CloseCode.BAD_GATEWAY, reason: 'bad gateway' }
+  }
+  return { code, reason }
+}

@@ -26,7 +26,6 @@ export abstract class RelayConnection implements Connection {
   /** Sends a leg a close frame (no code: no status) unless it is closing already. */
   protected abstract closeLeg (leg: LegState, code: number | undefined, reason: string | Buffer): void
 
-  abstract shutdown (code: number, reason: string): void
   abstract terminate (): void
   abstract heartbeat (): void
 
@@ -35,6 +34,16 @@ export abstract class RelayConnection implements Connection {
     this.backend.planned = { code: backendCode, reason: backendReason }
     this.closeLeg(this.client, clientCode, clientReason)
     this.closeLeg(this.backend, backendCode, backendReason)
+  }
+
+  /**
+   * Starts a graceful close from the gateway's side (shutdown): the client leg is closed first and
+   * the backend leg only once the client's close arrives, so every message the client sent before
+   * it saw the close still reaches the backend.
+   */
+  shutdown (code: number, reason: string): void {
+    this.backend.planned = { code, reason }
+    this.closeLeg(this.client, code, reason)
   }
 
   /** Closes the client with this code and reason (a policy decision) and the backend with 1001. */

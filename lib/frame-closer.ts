@@ -1,5 +1,5 @@
 import { isUtf8 } from 'node:buffer'
-import { CloseCode, isSendable, truncateReason } from './close-codes'
+import { CloseCode, isSendable, mirrorClose, truncateReason } from './close-codes'
 import { EMPTY, closeFrame } from './frames'
 import { DATA, DISCARD, type FrameLeg } from './frame-leg'
 import { FrameWriter, OTHER_FULL } from './frame-writer'
@@ -46,29 +46,16 @@ export abstract class FrameCloser extends FrameWriter {
     else if (leg.closeWritten) leg.socket.end()
   }
 
-  /**
-   * Closes the other leg the way the ws engine does (the README's table): a planned close wins;
-   * after a violation the other side learns its peer went away (1001) or, for a backend breaking
-   * the protocol, that the gateway got a bad answer (1014; 1001 for a too-big message); no status
-   * is passed on as no status; a client gone without a close takes the backend's socket with it,
-   * a backend gone without a close becomes 1014; any other code and reason are passed on.
-   */
+  /** Closes the other leg: a planned close wins, otherwise the README's table (`mirrorClose`). */
   private mirror (leg: FrameLeg, code: number, reason: Buffer): void {
     if (leg.mirrored) return
     leg.mirrored = true
     const other = leg.other
     if (other.planned !== undefined) return this.closeLeg(other, other.planned.code, other.planned.reason)
-    if (leg.violation !== undefined) {
-      if (leg.fromClient || leg.violation === CloseCode.MESSAGE_TOO_BIG) this.closeLeg(other, CloseCode.GOING_AWAY, 'going away')
-      else this.closeLeg(other, CloseCode.BAD_GATEWAY, 'bad gateway')
-    } else if (code === CloseCode.NO_STATUS) {
-      this.closeLeg(other, undefined, EMPTY)
-    } else if (code === CloseCode.ABNORMAL) {
-      if (leg.fromClient) other.socket.destroy()
-      else this.closeLeg(other, CloseCode.BAD_GATEWAY, 'bad gateway')
-    } else {
-      this.closeLeg(other, code, reason)
-    }
+    const violation = leg.violation === undefined ? undefined : leg.violation === CloseCode.MESSAGE_TOO_BIG ? 'too big' : 'other'
+    const close = mirrorClose({ fromClient: leg.fromClient, violation, code, reason })
+    if (close === 'cut') other.socket.destroy()
+    else this.closeLeg(other, close.code, close.reason)
   }
 
   /** Sends `leg` a close frame (none twice); its socket is destroyed if it does not finish in time. */
@@ -109,15 +96,5 @@ export abstract class FrameCloser extends FrameWriter {
       leg.other.socket.destroy()
     }
     this.mirror(leg, CloseCode.ABNORMAL, EMPTY)
-  }
-
-  /**
-   * Starts a graceful close from the gateway's side (shutdown): the client leg is closed first and
-   * the backend leg only once the client's close arrives, so every message the client sent before
-   * it saw the close still reaches the backend.
-   */
-  shutdown (code: number, reason: string): void {
-    this.backend.planned = { code, reason }
-    this.closeLeg(this.client, code, reason)
   }
 }

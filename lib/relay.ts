@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type WebSocket from 'ws'
-import { CloseCode, isSendable, truncateReason } from './close-codes'
+import { CloseCode, mirrorClose, truncateReason } from './close-codes'
 import type { RateLimitOptions } from './options'
 import { RelayConnection } from './connection'
 
@@ -182,34 +182,15 @@ export class Relay extends RelayConnection {
   }
 
   private mirrorClose (leg: Leg, other: Leg, code: number, reason: Buffer): void {
-    if (leg.violation !== undefined) {
-      // ws already told the offender why (1002, 1007, 1009…); the other side only learns that its
-      // peer is gone — or, for a backend breaking the protocol, that the gateway got a bad answer.
-      const tooBig = leg.violation === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH'
-      if (leg.name === 'client' || tooBig) other.close(CloseCode.GOING_AWAY, 'going away')
-      else other.close(CloseCode.BAD_GATEWAY, 'bad gateway')
-    } else if (code === CloseCode.NO_STATUS) {
-      other.close()
-    } else if (code === CloseCode.ABNORMAL || !isSendable(code)) {
-      if (leg.name === 'client') other.ws.terminate()
-      else other.close(CloseCode.BAD_GATEWAY, 'bad gateway')
-    } else {
-      other.close(code, reason)
-    }
+    // ws already told a violator why (1002, 1007, 1009…); the table says what the other side hears.
+    const violation = leg.violation === undefined ? undefined : leg.violation === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 'too big' : 'other'
+    const close = mirrorClose({ fromClient: leg.name === 'client', violation, code, reason })
+    if (close === 'cut') other.ws.terminate()
+    else other.close(close.code, close.reason)
   }
 
   protected closeLeg (leg: Leg, code: number | undefined, reason: string | Buffer): void {
     leg.close(code, reason)
-  }
-
-  /**
-   * Starts a graceful close from the gateway's side (shutdown): the client leg is closed first and
-   * the backend leg only once the client's close arrives, so every message the client sent before
-   * it saw the close still reaches the backend.
-   */
-  shutdown (code: number, reason: string): void {
-    this.backend.planned = { code, reason }
-    this.client.close(code, reason)
   }
 
   /** Ends both legs at once, without a close handshake (the last step of a shutdown). */
