@@ -3,7 +3,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import fastifyJwt from '@fastify/jwt'
 import wsGateway from '../lib/index'
-import { authenticate } from '../lib/auth'
+import { authenticate } from '../lib/handshake/auth/token'
 import { BACKEND_ID, SECRET, connect, handshake, sign, startBackend, startGateway, startPair } from './helpers'
 
 const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })

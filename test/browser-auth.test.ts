@@ -2,7 +2,7 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import Fastify from 'fastify'
 import wsGateway from '../lib/index'
-import { validateOptions } from '../lib/options'
+import { validateOptions } from '../lib/options/validate'
 import { BACKEND_ID, SECRET, connect, handshake, sign, startBackend, startGateway, startPair } from './helpers'
 
 t.test('a token in the subprotocol list: used, never forwarded, never echoed', async (t) => {

@@ -6,10 +6,11 @@ import { Writable } from 'node:stream'
 import t from 'tap'
 import WebSocket from 'ws'
 import fastifyWebsocket from '@fastify/websocket'
-import { FrameRelay } from '../lib/frame-relay'
-import { FrameCloser } from '../lib/frame-closer'
-import { canAdopt } from '../lib/frame-leg'
-import { closeFrame, controlFrame, frameProblem, headerSize, payloadLength } from '../lib/frames'
+import { RelayConnection } from '../lib/relay/connection'
+import { FrameRelay } from '../lib/relay/passthrough/relay'
+import { FrameCloser } from '../lib/relay/passthrough/closer'
+import { canAdopt } from '../lib/relay/passthrough/ws-internals'
+import { closeFrame, controlFrame, frameProblem, headerSize, payloadLength } from '../lib/relay/passthrough/frames'
 import type { WsGatewayOptions } from '../lib/index'
 import { BACKEND_ID, SECRET, authHeaders, connect, handshake, nextMessage, startBackend, startGateway, type TestLike } from './helpers'
 
@@ -608,7 +609,7 @@ t.test('a socket that closed before the relay started ends the connection once r
   const ws = (socket: Socket, receiver?: object): WebSocket => ({ _socket: socket, _receiver: receiver }) as unknown as WebSocket
   let endedWith: [number | undefined, number | undefined] | undefined
   const log = { debug () {} } as unknown as import('fastify').FastifyBaseLogger
-  const relay = new FrameRelay(ws(a), ws(b, { _maxPayload: 50 }), {
+  const connection = new RelayConnection({
     maxPayload: 100,
     highWaterMark: 1000,
     idleTimeout: 0,
@@ -617,14 +618,15 @@ t.test('a socket that closed before the relay started ends the connection once r
     rateLimit: false,
     log,
     onEnd: (c) => { endedWith = [c.client.code, c.backend.code] }
-  })
+  }, (c) => new FrameRelay(ws(a), ws(b, { _maxPayload: 50 }), c))
+  const relay = connection.engine as FrameRelay
   t.equal(endedWith, undefined, 'not before the route registered it')
   await sleep(0)
   t.same(endedWith, [1006, 1006])
   t.equal(relay.backend.maxPayload, 50, 'the lower of ws\'s limit and the gateway\'s')
   t.equal(relay.client.maxPayload, 100)
-  relay.heartbeat()
-  relay.terminate()
+  connection.heartbeat()
+  connection.terminate()
 })
 
 t.test('frame helpers: lengths, problems and encodings', async (t) => {

@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import t from 'tap'
 import WebSocket from 'ws'
-import type { RelayEngine } from '../lib/options'
+import type { RelayEngine } from '../lib/options/types'
 import { BACKEND_ID, SECRET, authHeaders, closeOf, connect, handshake, sign, startBackend, startGateway, startPair } from './helpers'
 
 /** Sends raw bytes as a request and returns what the server answered before closing. */

@@ -6,20 +6,22 @@ import fastifyWebsocket from '@fastify/websocket'
 import wsGateway from '../lib/index'
 import { BACKEND_ID, SECRET, authHeaders, sign, closeOf, connect, handshake, nextMessage, startBackend, startGateway, startPair } from './helpers'
 
-t.test('fastify.close() closes both legs 1001 after delivering every message already sent', async (t) => {
-  let received = 0
-  const { gateway, backend } = await startPair(t, {}, {
-    onConnection: (ws) => ws.on('message', () => { received++ })
+for (const engine of ['passthrough', 'ws'] as const) {
+  t.test(`${engine} engine: fastify.close() closes both legs 1001 after delivering every message already sent`, async (t) => {
+    let received = 0
+    const { gateway, backend } = await startPair(t, { engine }, {
+      onConnection: (ws) => ws.on('message', () => { received++ })
+    })
+    const ws = await connect(gateway.url)
+    const backendClosed = closeOf(backend.sockets[0])
+    const clientClosed = closeOf(ws)
+    for (let i = 0; i < 1000; i++) ws.send(`message ${i}`)
+    await gateway.app.close()
+    t.same(await clientClosed, { code: 1001, reason: 'server shutting down' })
+    t.same(await backendClosed, { code: 1001, reason: 'server shutting down' })
+    t.equal(received, 1000, 'every message the client sent reached the backend')
   })
-  const ws = await connect(gateway.url)
-  const backendClosed = closeOf(backend.sockets[0])
-  const clientClosed = closeOf(ws)
-  for (let i = 0; i < 1000; i++) ws.send(`message ${i}`)
-  await gateway.app.close()
-  t.same(await clientClosed, { code: 1001, reason: 'server shutting down' })
-  t.same(await backendClosed, { code: 1001, reason: 'server shutting down' })
-  t.equal(received, 1000, 'every message the client sent reached the backend')
-})
+}
 
 t.test('upgrades arriving during shutdown get 503; a client that ignores the close is terminated', async (t) => {
   const { gateway } = await startPair(t, { closeTimeout: 400 })

@@ -1,6 +1,6 @@
 import t from 'tap'
 import WebSocket from 'ws'
-import type { RelayEngine } from '../lib/options'
+import type { RelayEngine } from '../lib/options/types'
 import { BACKEND_ID, authHeaders, closeOf, connect, handshake, nextMessage, sign, startBackend, startGateway, startPair, SECRET } from './helpers'
 
 t.test('maxConnectionsPerIp: 429 with Retry-After, and the slot comes back on close', async (t) => {

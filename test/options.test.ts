@@ -1,8 +1,10 @@
 import t from 'tap'
 import Fastify from 'fastify'
 import wsGateway from '../lib/index'
-import { validateOptions, DEFAULT_MAX_PAYLOAD, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_CONNECT_TIMEOUT, type WsGatewayOptions } from '../lib/options'
-import { isSendable, truncateReason } from '../lib/close-codes'
+import { validateOptions } from '../lib/options/validate'
+import { DEFAULT_MAX_PAYLOAD, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_CONNECT_TIMEOUT } from '../lib/options/defaults'
+import type { WsGatewayOptions } from '../lib/options/types'
+import { isSendable, truncateReason } from '../lib/relay/close-codes'
 
 const valid = { backends: { A: 'ws://127.0.0.1:1' }, jwt: { secret: 's' } }
 

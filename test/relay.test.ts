@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import t from 'tap'
 import WebSocket from 'ws'
-import type { RelayEngine } from '../lib/options'
+import type { RelayEngine } from '../lib/options/types'
 import fastifyWebsocket from '@fastify/websocket'
 import { BACKEND_ID, SECRET, authHeaders, closeOf, connect, nextMessage, startBackend, startGateway, startPair } from './helpers'
 

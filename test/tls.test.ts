@@ -3,7 +3,7 @@ import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import t from 'tap'
 import { WebSocketServer } from 'ws'
-import type { RelayEngine } from '../lib/options'
+import type { RelayEngine } from '../lib/options/types'
 import { createCertificate } from '../example/tls'
 import { BACKEND_ID, SECRET, authHeaders, closeOf, connect, handshake, startGateway, type TestLike } from './helpers'
 

@@ -1,4 +1,4 @@
-import type { Connection, Traffic } from './relay'
+import type { Connection, Traffic } from '../relay/types'
 
 /** How `fastify.close()` ends a gateway's connections. */
 export interface ShutdownSettings {

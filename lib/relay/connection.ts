@@ -1,39 +1,48 @@
 import { CloseCode } from './close-codes'
 import { RateLimiter } from './rate-limit'
-import type { Connection, LegState, PlannedClose, RelaySettings } from './relay'
+import type { Connection, Engine, PolicyLeg, RelaySettings } from './types'
 
 /**
- * What both relay engines share: the policy around the bytes. The idle timer, the rate limiter,
- * the slow-consumer timer, policy closes (`end`) and the one call to `onEnd` live here; how a
- * leg is read, written and closed is each engine's own (`closeLeg`).
+ * A relayed connection: the policy both engines share around the bytes — the idle timer, the rate
+ * limiter, the slow-consumer timer, policy closes (`end`) and the one call to `onEnd` — composed
+ * with the engine that moves them (`startEngine`), which reads, writes and closes the legs.
  */
-export abstract class RelayConnection implements Connection {
-  abstract readonly client: LegState & { planned?: PlannedClose }
-  abstract readonly backend: LegState & { planned?: PlannedClose }
+export class RelayConnection implements Connection {
   readonly openedAt = Date.now()
+  /** Client messages dropped by the rate limit (`onExceeded: 'drop'`). */
   dropped = 0
-  protected readonly idleTimer: NodeJS.Timeout | undefined
-  protected readonly rateLimiter: RateLimiter | undefined
+  readonly rateLimiter: RateLimiter | undefined
+  readonly engine: Engine
+  private readonly idleTimer: NodeJS.Timeout | undefined
   private slowConsumerTimer: NodeJS.Timeout | undefined
 
-  constructor (protected readonly settings: RelaySettings) {
+  constructor (readonly settings: RelaySettings, startEngine: (connection: RelayConnection) => Engine) {
     if (settings.rateLimit !== false) this.rateLimiter = new RateLimiter(settings.rateLimit)
     if (settings.idleTimeout > 0) {
       this.idleTimer = setTimeout(() => this.closeBoth(CloseCode.GOING_AWAY, 'idle timeout', CloseCode.GOING_AWAY, 'idle timeout'), settings.idleTimeout).unref()
     }
+    this.engine = startEngine(this)
   }
 
-  /** Sends a leg a close frame (no code: no status) unless it is closing already. */
-  protected abstract closeLeg (leg: LegState, code: number | undefined, reason: string | Buffer): void
+  get client (): PolicyLeg {
+    return this.engine.client
+  }
 
-  abstract terminate (): void
-  abstract heartbeat (): void
+  get backend (): PolicyLeg {
+    return this.engine.backend
+  }
+
+  /** Data moved: the idle timer starts again. */
+  active (): void {
+    this.idleTimer?.refresh()
+  }
 
   /** Closes both legs at once with codes the gateway chose. */
-  protected closeBoth (clientCode: number, clientReason: string, backendCode: number, backendReason: string): void {
-    this.backend.planned = { code: backendCode, reason: backendReason }
-    this.closeLeg(this.client, clientCode, clientReason)
-    this.closeLeg(this.backend, backendCode, backendReason)
+  closeBoth (clientCode: number, clientReason: string, backendCode: number, backendReason: string): void {
+    const { engine } = this
+    engine.backend.planned = { code: backendCode, reason: backendReason }
+    engine.closeLeg(engine.client, clientCode, clientReason)
+    engine.closeLeg(engine.backend, backendCode, backendReason)
   }
 
   /**
@@ -42,8 +51,8 @@ export abstract class RelayConnection implements Connection {
    * it saw the close still reaches the backend.
    */
   shutdown (code: number, reason: string): void {
-    this.backend.planned = { code, reason }
-    this.closeLeg(this.client, code, reason)
+    this.engine.backend.planned = { code, reason }
+    this.engine.closeLeg(this.engine.client, code, reason)
   }
 
   /** Closes the client with this code and reason (a policy decision) and the backend with 1001. */
@@ -51,25 +60,33 @@ export abstract class RelayConnection implements Connection {
     this.closeBoth(code, reason, CloseCode.GOING_AWAY, 'going away')
   }
 
+  terminate (): void {
+    this.engine.terminate()
+  }
+
+  heartbeat (): void {
+    this.engine.heartbeat()
+  }
+
   /** Whether the rate limit drops (rather than closes on) what goes over it. */
-  protected get dropsOverLimit (): boolean {
+  get dropsOverLimit (): boolean {
     return this.settings.rateLimit !== false && this.settings.rateLimit.onExceeded === 'drop'
   }
 
   /** The backend leg was paused because the client is not reading: start its grace period. */
-  protected clientBackedUp (): void {
+  clientBackedUp (): void {
     if (this.settings.slowConsumerTimeout > 0) {
       this.slowConsumerTimer = setTimeout(() => this.end(this.settings.slowConsumerCloseCode, 'slow consumer'), this.settings.slowConsumerTimeout).unref()
     }
   }
 
   /** The client caught up: the backend leg is read again. */
-  protected clientCaughtUp (): void {
+  clientCaughtUp (): void {
     clearTimeout(this.slowConsumerTimer)
   }
 
   /** Both legs are closed: stop the timers and tell the gateway, once. */
-  protected finish (): void {
+  finish (): void {
     clearTimeout(this.idleTimer)
     clearTimeout(this.slowConsumerTimer)
     this.settings.onEnd(this)

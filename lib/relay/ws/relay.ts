@@ -1,64 +1,7 @@
-import type { FastifyBaseLogger } from 'fastify'
 import type WebSocket from 'ws'
-import { CloseCode, mirrorClose, truncateReason } from './close-codes'
-import type { RateLimitOptions } from './options'
-import { RelayConnection } from './connection'
-
-/** Frames and bytes that came in on one leg. */
-export interface Traffic {
-  frames: number
-  bytes: number
-}
-
-/** What the gateway reads of each leg of a connection, whatever engine relays it. */
-export interface LegState {
-  readonly name: LegName
-  readonly traffic: Traffic
-  /** The close code this leg ended with (1005 none, 1006 abnormal), once closed. */
-  readonly code: number | undefined
-}
-
-/**
- * A relayed connection, as the registry and the route see it. Both engines implement it: the ws
- * message relay (`Relay`, below) and the frame passthrough.
- */
-export interface Connection {
-  readonly client: LegState
-  readonly backend: LegState
-  readonly openedAt: number
-  /** Client messages dropped by the rate limit (`onExceeded: 'drop'`). */
-  readonly dropped: number
-  /** Closes the client with this code and reason (a policy decision) and the backend with 1001. */
-  end: (code: number, reason: string) => void
-  /** Graceful close from the gateway's side: the client leg first, the backend leg after it. */
-  shutdown: (code: number, reason: string) => void
-  /** Ends both legs at once, without a close handshake. */
-  terminate: () => void
-  /** One heartbeat tick: terminate a leg that missed the last pong, ping the others. */
-  heartbeat: () => void
-}
-
-/** What a relay needs from the gateway that runs it. */
-export interface RelaySettings {
-  readonly maxPayload: number
-  readonly highWaterMark: number
-  readonly idleTimeout: number
-  /** Milliseconds the client may leave the backend paused before it is closed (0 = never). */
-  readonly slowConsumerTimeout: number
-  readonly slowConsumerCloseCode: number
-  readonly rateLimit: Readonly<Required<RateLimitOptions>> | false
-  readonly log: FastifyBaseLogger
-  /** Called once, when both legs are closed. */
-  readonly onEnd: (connection: Connection) => void
-}
-
-/** A close the gateway has decided on for a leg, instead of mirroring the other leg's. */
-export interface PlannedClose {
-  code: number
-  reason: string
-}
-
-export type LegName = 'client' | 'backend'
+import { CloseCode, mirrorClose, truncateReason } from '../close-codes'
+import type { RelayConnection } from '../connection'
+import type { Engine, LegName, LegState, PlannedClose, Traffic } from '../types'
 
 /** One side of the relay: its socket and what the relay tracks about it. */
 class Leg implements LegState {
@@ -100,12 +43,11 @@ class Leg implements LegState {
  * This is the unit a per-message pipeline can be put in front of: `forward` is the only place a
  * message passes through.
  */
-export class Relay extends RelayConnection {
+export class Relay implements Engine {
   readonly client: Leg
   readonly backend: Leg
 
-  constructor (clientWs: WebSocket, backendWs: WebSocket, settings: RelaySettings) {
-    super(settings)
+  constructor (clientWs: WebSocket, backendWs: WebSocket, private readonly connection: RelayConnection) {
     this.client = new Leg('client', clientWs)
     this.backend = new Leg('backend', backendWs)
     this.attach(this.client, this.backend)
@@ -121,7 +63,7 @@ export class Relay extends RelayConnection {
     from.ws.on('pong', () => { from.alive = true })
     from.ws.on('error', (err: Error & { code?: string }) => {
       if (err.code?.startsWith('WS_ERR_') === true) from.violation = err.code
-      this.settings.log.debug({ err, leg: from.name }, 'ws gateway leg error')
+      this.connection.settings.log.debug({ err, leg: from.name }, 'ws gateway leg error')
     })
     from.ws.on('close', (code: number, reason: Buffer) => this.closed(from, to, code, reason))
   }
@@ -134,12 +76,12 @@ export class Relay extends RelayConnection {
     if (from === this.client && !this.admit(data)) return
     from.traffic.frames++
     from.traffic.bytes += data.length
-    this.idleTimer?.refresh()
+    this.connection.active()
     to.ws.send(data, { binary: isBinary }, onSent)
-    if (!from.paused && to.ws.bufferedAmount > this.settings.highWaterMark) {
+    if (!from.paused && to.ws.bufferedAmount > this.connection.settings.highWaterMark) {
       from.paused = true
       from.ws.pause()
-      if (to === this.client) this.clientBackedUp()
+      if (to === this.client) this.connection.clientBackedUp()
     }
   }
 
@@ -149,13 +91,13 @@ export class Relay extends RelayConnection {
    * this gateway) and the rate limit. False when the message must not be forwarded.
    */
   private admit (data: Buffer): boolean {
-    if (data.length > this.settings.maxPayload) {
-      this.closeBoth(CloseCode.MESSAGE_TOO_BIG, 'message too big', CloseCode.GOING_AWAY, 'going away')
+    if (data.length > this.connection.settings.maxPayload) {
+      this.connection.closeBoth(CloseCode.MESSAGE_TOO_BIG, 'message too big', CloseCode.GOING_AWAY, 'going away')
       return false
     }
-    if (this.rateLimiter?.take(data.length) === false) {
-      if (this.dropsOverLimit) this.dropped++
-      else this.end(CloseCode.POLICY, 'rate limit')
+    if (this.connection.rateLimiter?.take(data.length) === false) {
+      if (this.connection.dropsOverLimit) this.connection.dropped++
+      else this.connection.end(CloseCode.POLICY, 'rate limit')
       return false
     }
     return true
@@ -163,10 +105,10 @@ export class Relay extends RelayConnection {
 
   /** After a write on `to` completes: reads `from` again once `to` is down to half its limit. */
   private drained (to: Leg, from: Leg): void {
-    if (from.paused && to.ws.bufferedAmount <= this.settings.highWaterMark / 2) {
+    if (from.paused && to.ws.bufferedAmount <= this.connection.settings.highWaterMark / 2) {
       from.paused = false
       from.ws.resume()
-      this.clientCaughtUp()
+      this.connection.clientCaughtUp()
     }
   }
 
@@ -178,7 +120,7 @@ export class Relay extends RelayConnection {
       else this.mirrorClose(leg, other, code, reason)
       return
     }
-    this.finish()
+    this.connection.finish()
   }
 
   private mirrorClose (leg: Leg, other: Leg, code: number, reason: Buffer): void {
@@ -189,7 +131,7 @@ export class Relay extends RelayConnection {
     else other.close(close.code, close.reason)
   }
 
-  protected closeLeg (leg: Leg, code: number | undefined, reason: string | Buffer): void {
+  closeLeg (leg: Leg, code: number | undefined, reason: string | Buffer): void {
     leg.close(code, reason)
   }
 
@@ -203,7 +145,7 @@ export class Relay extends RelayConnection {
   heartbeat (): void {
     for (const leg of [this.client, this.backend]) {
       if (!leg.alive) {
-        this.settings.log.debug({ leg: leg.name }, 'ws gateway leg missed a heartbeat')
+        this.connection.settings.log.debug({ leg: leg.name }, 'ws gateway leg missed a heartbeat')
         leg.ws.terminate()
         continue
       }

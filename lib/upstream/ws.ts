@@ -1,9 +1,9 @@
 import type { FastifyRequest } from 'fastify'
 import type { IncomingMessage } from 'node:http'
 import WebSocket from 'ws'
-import { BackendRefusedError, BadGatewayError, ClientGoneError, GatewayTimeoutError } from './errors'
-import { upstreamHeaders, upstreamUrl } from './handshake'
-import type { ResolvedBackend, ResolvedOptions } from './options'
+import { BackendRefusedError, BadGatewayError, ClientGoneError, GatewayTimeoutError } from '../errors'
+import { upstreamHeaders, upstreamUrl } from './headers'
+import type { ResolvedBackend, ResolvedOptions } from '../options/types'
 
 /** An open backend connection, paused until the relay adopts it. */
 export interface Upstream {

@@ -1,4 +1,4 @@
-import type { RateLimitOptions } from './options'
+import type { RateLimitOptions } from '../options/types'
 
 /**
  * Two token buckets — messages and bytes — refilled continuously at their rates per second and

@@ -1,20 +1,23 @@
 import { isUtf8 } from 'node:buffer'
-import { CloseCode, isSendable, mirrorClose, truncateReason } from './close-codes'
+import { CloseCode, isSendable, mirrorClose, truncateReason } from '../close-codes'
+import type { RelayConnection } from '../connection'
 import { EMPTY, closeFrame } from './frames'
-import { DATA, DISCARD, type FrameLeg } from './frame-leg'
-import { FrameWriter, OTHER_FULL } from './frame-writer'
+import { DATA, DISCARD, type FrameLeg } from './leg'
+import { OTHER_FULL, type FrameWriter } from './writer'
 
 /**
- * The closing half of the passthrough engine: close frames received and answered, protocol
+ * The closing part of the passthrough engine: close frames received and answered, protocol
  * violations, sockets that end without a close, and the close of the other leg that follows —
  * the same mirror table as the ws engine's (see the README's close codes).
  */
-export abstract class FrameCloser extends FrameWriter {
+export class FrameCloser {
   /** Milliseconds a leg gets to answer our close frame before its socket is destroyed (ws's default). */
   static closeTimeout = 30_000
 
+  constructor (private readonly connection: RelayConnection, private readonly writer: FrameWriter) {}
+
   /** A close frame arrived on `leg`: answer it, then close the other leg per the mirror table. */
-  protected closeReceived (leg: FrameLeg, payload: Buffer): void {
+  closeReceived (leg: FrameLeg, payload: Buffer): void {
     let code: number = CloseCode.NO_STATUS
     let reason: Buffer = EMPTY
     if (payload.length === 1) return this.violate(leg, 1002, 'invalid close frame')
@@ -32,8 +35,8 @@ export abstract class FrameCloser extends FrameWriter {
   }
 
   /** `leg` broke the protocol: it is closed with `code`, and stops being read. */
-  protected violate (leg: FrameLeg, code: number, reason: string): void {
-    this.settings.log.debug({ leg: leg.name, code, reason }, 'ws gateway leg broke the protocol')
+  violate (leg: FrameLeg, code: number, reason: string): void {
+    this.connection.settings.log.debug({ leg: leg.name, code, reason }, 'ws gateway leg broke the protocol')
     leg.state = DISCARD
     leg.violation = code
     this.answer(leg, code, reason)
@@ -59,31 +62,31 @@ export abstract class FrameCloser extends FrameWriter {
   }
 
   /** Sends `leg` a close frame (none twice); its socket is destroyed if it does not finish in time. */
-  protected closeLeg (leg: FrameLeg, code: number | undefined, reason: string | Buffer): void {
+  closeLeg (leg: FrameLeg, code: number | undefined, reason: string | Buffer): void {
     if (leg.closing || !leg.socket.writable) return
     leg.closing = true
     leg.closeTimer = setTimeout(() => leg.socket.destroy(), FrameCloser.closeTimeout).unref()
-    this.sendControl(leg, closeFrame(code, truncateReason(reason), !leg.fromClient))
+    this.writer.sendControl(leg, closeFrame(code, truncateReason(reason), !leg.fromClient))
     // A close waiting for the end of a frame must not wait for a sender paused because of this
     // very leg (a slow consumer): the rest of that one frame, at most `maxPayload`, is read and
     // buffered; nothing after it is forwarded to a closing leg.
-    if (leg.pending !== undefined) this.unblock(leg.other, OTHER_FULL)
+    if (leg.pending !== undefined) this.writer.unblock(leg.other, OTHER_FULL)
   }
 
   /** The peer of `leg` half-closed its TCP connection: without a close frame, that is 1006. */
-  protected ended (leg: FrameLeg): void {
+  ended (leg: FrameLeg): void {
     this.lost(leg)
     // Ending twice costs an ERR_STREAM_ALREADY_FINISHED error object, on every normal close.
     if (!leg.socket.writableEnded) leg.socket.end()
   }
 
-  protected closed (leg: FrameLeg): void {
+  closed (leg: FrameLeg): void {
     leg.closed = true
     this.lost(leg)
     clearTimeout(leg.closeTimer)
-    this.unblock(leg.other, OTHER_FULL)
+    this.writer.unblock(leg.other, OTHER_FULL)
     if (!leg.other.closed) return
-    this.finish()
+    this.connection.finish()
   }
 
   /** The socket of `leg` ends: what it did not say in a close frame, ws reports as 1006. */

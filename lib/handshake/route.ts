@@ -1,19 +1,19 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { WebSocket, WebSocketServer } from 'ws'
-import type { IncomingMessage } from 'node:http'
+import type { WebSocket } from 'ws'
 import '@fastify/websocket'
-import { authenticate, tokenOf, type TokenClaims, type VerifyToken } from './auth'
-import { backendIdOf, findBackend } from './backends'
-import { AuthorizeFailedError, ForbiddenError, OriginForbiddenError, ShuttingDownError } from './errors'
-import { checkHandshake, protocolOffer, redactingRequestSerializer, type ProtocolOffer } from './handshake'
-import type { ResolvedBackend, ResolvedOptions } from './options'
-import type { Registry } from './registry'
+import { AuthorizeFailedError, ForbiddenError, OriginForbiddenError, ShuttingDownError } from '../errors'
+import type { ResolvedBackend, ResolvedOptions } from '../options/types'
+import type { Registry } from '../registry/registry'
+import { startRelay } from '../relay/engine'
+import { openUpstream, type Upstream } from '../upstream/ws'
+import { findBackend } from '../upstream/resolve'
+import { closeAtExpiry } from './auth/expiry'
+import { authenticate, tokenOf, type TokenClaims, type VerifyToken } from './auth/token'
+import { backendIdOf } from './backend-id'
+import { checkHandshake, protocolOffer, type ProtocolOffer } from './checks'
 import { ConnectionLimits, retryLater, type Slot } from './limits'
-import { FrameRelay } from './frame-relay'
-import { canAdopt } from './frame-leg'
-import { Relay, type Connection } from './relay'
-import { CloseCode } from './close-codes'
-import { openUpstream, type Upstream } from './upstream'
+import { redactingRequestSerializer } from './log'
+import { kProtocol, type GatewayMessage } from './protocols'
 
 /** What the preValidation hooks learn about an upgrade, for the next hook and the handler. */
 interface Handshake {
@@ -21,27 +21,6 @@ interface Handshake {
   slot: Slot
   backend?: ResolvedBackend
   upstream?: Upstream
-}
-
-/** Where the backend's chosen subprotocol waits for the client's upgrade (see `chooseProtocols`). */
-const kProtocol = Symbol('fastify-ws-gateway.protocol')
-const kChoosesProtocols = Symbol('fastify-ws-gateway.choosesProtocols')
-type GatewayMessage = IncomingMessage & { [kProtocol]?: string | false }
-
-/**
- * Makes the shared WebSocket server answer a gateway upgrade with the subprotocol the backend
- * chose — or none, when it chose none — instead of ws's default (the client's first offer).
- * Upgrades of the app's other WebSocket routes keep the app's own `handleProtocols`.
- */
-export function chooseProtocols (wss: WebSocketServer & { [kChoosesProtocols]?: true }): void {
-  if (wss[kChoosesProtocols] === true) return
-  wss[kChoosesProtocols] = true
-  const previous = wss.options.handleProtocols
-  wss.options.handleProtocols = (protocols: Set<string>, req: GatewayMessage) => {
-    if (kProtocol in req) return req[kProtocol] as string | false
-    // ws defaults the option to null, and then picks the first offer (it asks only when offered).
-    return typeof previous === 'function' ? previous(protocols, req) : protocols.values().next().value as string
-  }
 }
 
 /** Runs the app's `authorize`; if it throws, that is logged and answered 500 without its text. */
@@ -52,16 +31,6 @@ async function isAuthorized (request: FastifyRequest, id: string, authorize: Non
     request.log.error({ err, backendId: id }, 'ws gateway authorize failed')
     throw new AuthorizeFailedError()
   }
-}
-
-/** Node timers overflow past this many milliseconds (about 24.8 days) and fire at once. */
-const MAX_TIMER_DELAY = 2 ** 31 - 1
-
-/** Closes a connection with 1008 `token expired` when its token's `exp` passes. */
-function closeAtExpiry (connection: Connection, claims: TokenClaims): NodeJS.Timeout | undefined {
-  const delay = claims.exp * 1000 - Date.now()
-  if (delay > MAX_TIMER_DELAY) return undefined
-  return setTimeout(() => connection.end(CloseCode.POLICY, 'token expired'), Math.max(0, delay)).unref()
 }
 
 interface RouteSettings {
@@ -130,12 +99,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
     const sub = (request.user as { sub?: unknown } | undefined)?.sub
     const log = request.log
     const backendWs = upstream.adopt()
-    // The passthrough engine relays frames as they are, so only legs without extensions (no
-    // permessage-deflate) can use it; it also needs ws's internals as it knows them (`canAdopt`).
-    const passthrough = opts.engine === 'passthrough' && socket.extensions === '' && backendWs.extensions === '' &&
-      canAdopt(socket, backendWs)
-    const Engine = passthrough ? FrameRelay : Relay
-    const connection = new Engine(socket, backendWs, {
+    const connection = startRelay(opts.engine, socket, backendWs, {
       ...relaySettings,
       log,
       onEnd (ended) {

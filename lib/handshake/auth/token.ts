@@ -1,8 +1,7 @@
-import { createPublicKey } from 'node:crypto'
-import type { FastifyJWTOptions } from '@fastify/jwt'
 import type { FastifyRequest } from 'fastify'
-import { ConflictingTokensError, InvalidOptionError, InvalidTokenError, NoTokenError, TokenExpiredError } from './errors'
-import type { ResolvedOptions } from './options'
+import { ConflictingTokensError, InvalidTokenError, NoTokenError, TokenExpiredError } from '../../errors'
+import type { ResolvedOptions } from '../../options/types'
+import { queryValue } from '../query'
 
 /** The claims the gateway relies on; anything else in the token is the app's business. */
 export interface TokenClaims {
@@ -15,19 +14,6 @@ export interface TokenClaims {
 export type VerifyToken = (token: string) => unknown
 
 const BEARER = /^Bearer +([^\s]+) *$/i
-
-/** Algorithms a JWT signed by a key of this type may use: only its own family, never `none`. */
-const ALGORITHMS_BY_KEY: Record<string, string[]> = {
-  rsa: ['RS256', 'RS384', 'RS512'],
-  'rsa-pss': ['PS256', 'PS384', 'PS512'],
-  ed25519: ['EdDSA'],
-  ed448: ['EdDSA']
-}
-const ALGORITHMS_BY_CURVE: Record<string, string[]> = {
-  prime256v1: ['ES256'],
-  secp384r1: ['ES384'],
-  secp521r1: ['ES512']
-}
 
 /** fast-jwt error codes → what the client is told (a category, never the library's text). */
 const TOKEN_FAILURES: Record<string, string> = {
@@ -43,50 +29,10 @@ const TOKEN_FAILURES: Record<string, string> = {
   FAST_JWT_MISSING_REQUIRED_CLAIM: 'claims rejected'
 }
 
-function algorithmsFor (secret: unknown): string[] {
-  if (typeof secret === 'string' || Buffer.isBuffer(secret)) {
-    if (secret.length === 0) throw new InvalidOptionError('jwt.secret must not be empty')
-    return ['HS256']
-  }
-  if (typeof secret !== 'object' || secret === null || !('public' in secret)) {
-    throw new InvalidOptionError('jwt.secret must be a string, a Buffer or a { public, private? } key pair')
-  }
-  let key
-  try {
-    key = createPublicKey(secret.public as Parameters<typeof createPublicKey>[0])
-  } catch {
-    throw new InvalidOptionError('jwt.secret.public is not a valid public key')
-  }
-  const algorithms = key.asymmetricKeyType === 'ec'
-    ? ALGORITHMS_BY_CURVE[String(key.asymmetricKeyDetails?.namedCurve)]
-    : ALGORITHMS_BY_KEY[String(key.asymmetricKeyType)]
-  if (algorithms === undefined) throw new InvalidOptionError(`jwt.secret.public: unsupported key type ${key.asymmetricKeyType}`)
-  return algorithms
-}
-
-/**
- * The @fastify/jwt options the gateway registers with: the caller's, plus secure defaults that
- * @fastify/jwt does not give on its own — algorithms pinned to the key's family (HS256 for a
- * shared secret) and a small clock tolerance. Anything the caller set in `verify` wins.
- */
-export function jwtPluginOptions (jwt: FastifyJWTOptions, clockToleranceSeconds: number, namespace: string): FastifyJWTOptions {
-  const algorithms = algorithmsFor(jwt.secret)
-  return {
-    ...jwt,
-    namespace,
-    verify: { algorithms, clockTolerance: clockToleranceSeconds * 1000, ...jwt.verify }
-  } as FastifyJWTOptions
-}
-
 /** The token of an `Authorization: Bearer <token>` header, or undefined. */
 function bearerToken (request: FastifyRequest): string | undefined {
   const header = request.headers.authorization
   return header === undefined ? undefined : BEARER.exec(header)?.[1]
-}
-
-/** A query parameter's value: undefined when absent, an array when repeated. */
-export function queryValue (request: FastifyRequest, name: string | undefined): string | string[] | undefined {
-  return name === undefined ? undefined : (request.query as Record<string, string | string[] | undefined>)[name]
 }
 
 /**

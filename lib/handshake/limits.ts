@@ -1,5 +1,5 @@
 import type { FastifyReply } from 'fastify'
-import { AtCapacityError, TooManyConnectionsError } from './errors'
+import { AtCapacityError, TooManyConnectionsError } from '../errors'
 
 /** The connection limits of one gateway registration (0 = no limit). */
 export interface ConnectionLimitSettings {

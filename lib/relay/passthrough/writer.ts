@@ -1,6 +1,6 @@
-import { RelayConnection } from './connection'
-import { CLOSE_FRAME_BYTE, EMPTY, OPCODE_PING, SERVER_PING, controlFrame } from './frames'
-import { DATA, type FrameLeg } from './frame-leg'
+import type { RelayConnection } from '../connection'
+import { CLOSE_FRAME_BYTE, EMPTY } from './frames'
+import { DATA, type FrameLeg } from './leg'
 
 /** Why a leg is not being read (bits: a leg stays paused while any is set). */
 export const OTHER_FULL = 1
@@ -11,24 +11,22 @@ export const QUEUE_FULL = 4
 const MAX_PENDING = 32
 
 /**
- * The writing half of the passthrough engine (`FrameRelay` is the reading half): bytes out to a
- * leg, back-pressure between the legs, the gateway's own control frames — which may only go out
- * between frames — and the heartbeat.
+ * The writing part of the passthrough engine: bytes out to a leg, back-pressure between the legs,
+ * and the gateway's own control frames, which may only go out between frames.
  */
-export abstract class FrameWriter extends RelayConnection {
-  abstract readonly client: FrameLeg
-  abstract readonly backend: FrameLeg
+export class FrameWriter {
+  constructor (private readonly connection: RelayConnection) {}
 
   /** Forwards `chunk[from, end)` to `to`; pauses the sender when `to` is backed up. */
-  protected forward (to: FrameLeg, chunk: Buffer, from: number, end: number): void {
+  forward (to: FrameLeg, chunk: Buffer, from: number, end: number): void {
     this.write(to, from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end))
   }
 
-  protected write (to: FrameLeg, bytes: Buffer): void {
+  write (to: FrameLeg, bytes: Buffer): void {
     const socket = to.socket
     if (!socket.writable) return
     // Once `to` is closing, only the rest of a frame already begun goes out (see `closeLeg`).
-    if ((!socket.write(bytes) || socket.writableLength > this.settings.highWaterMark) && !to.closing) this.full(to, to.other, OTHER_FULL)
+    if ((!socket.write(bytes) || socket.writableLength > this.connection.settings.highWaterMark) && !to.closing) this.full(to, to.other, OTHER_FULL)
   }
 
   /** `to` is over its limit: stop reading `leg` until `to` has written what it holds. */
@@ -42,19 +40,19 @@ export abstract class FrameWriter extends RelayConnection {
   private block (leg: FrameLeg, reason: number): void {
     if (leg.paused === 0) leg.socket.pause()
     // A client that leaves the backend paused for too long is closed (`slowConsumerTimeout`).
-    if (reason === OTHER_FULL && !leg.fromClient && (leg.paused & OTHER_FULL) === 0) this.clientBackedUp()
+    if (reason === OTHER_FULL && !leg.fromClient && (leg.paused & OTHER_FULL) === 0) this.connection.clientBackedUp()
     leg.paused |= reason
   }
 
-  protected unblock (leg: FrameLeg, reason: number): void {
+  unblock (leg: FrameLeg, reason: number): void {
     if ((leg.paused & reason) === 0) return
     leg.paused &= ~reason
-    if (reason === OTHER_FULL && !leg.fromClient) this.clientCaughtUp()
+    if (reason === OTHER_FULL && !leg.fromClient) this.connection.clientCaughtUp()
     if (leg.paused === 0) leg.socket.resume()
   }
 
   /** `leg` has written all it held: read both legs again if that is what they waited for. */
-  protected drained (leg: FrameLeg): void {
+  drained (leg: FrameLeg): void {
     this.unblock(leg.other, OTHER_FULL)
     this.unblock(leg, SELF_FULL)
   }
@@ -63,7 +61,7 @@ export abstract class FrameWriter extends RelayConnection {
    * Writes a control frame to `leg`, or queues it while a data frame to `leg` is half written (a
    * control frame may come between the fragments of a message, never inside a frame).
    */
-  protected sendControl (leg: FrameLeg, frame: Buffer): void {
+  sendControl (leg: FrameLeg, frame: Buffer): void {
     const source = leg.other
     if (source.state !== DATA || !source.forwarding) return this.writeControl(leg, frame)
     if (leg.pending === undefined) leg.pending = []
@@ -72,7 +70,7 @@ export abstract class FrameWriter extends RelayConnection {
   }
 
   /** A data frame to `leg` has ended: the control frames that waited for it go out. */
-  protected flushPending (leg: FrameLeg, pending: Buffer[]): void {
+  flushPending (leg: FrameLeg, pending: Buffer[]): void {
     leg.pending = undefined
     for (const frame of pending) this.writeControl(leg, frame)
     this.unblock(leg, QUEUE_FULL)
@@ -86,32 +84,9 @@ export abstract class FrameWriter extends RelayConnection {
       leg.closeWritten = true
       // Both close frames have passed (or the leg broke the protocol): the TCP connection ends.
       if (leg.closeReceived || leg.violation !== undefined) socket.end()
-    } else if (!written || socket.writableLength > this.settings.highWaterMark) {
+    } else if (!written || socket.writableLength > this.connection.settings.highWaterMark) {
       // A peer that pings without reading our pongs is not read either until it catches up.
       this.full(leg, leg, SELF_FULL)
     }
-  }
-
-  /** Ends both legs at once, without a close handshake (the last step of a shutdown). */
-  terminate (): void {
-    this.client.socket.destroy()
-    this.backend.socket.destroy()
-  }
-
-  /** One heartbeat tick: a leg that did not answer the last ping is destroyed, the rest pinged. */
-  heartbeat (): void {
-    this.beat(this.client)
-    this.beat(this.backend)
-  }
-
-  private beat (leg: FrameLeg): void {
-    if (leg.closing || leg.code !== undefined) return
-    if (!leg.alive) {
-      this.settings.log.debug({ leg: leg.name }, 'ws gateway leg missed a heartbeat')
-      leg.socket.destroy()
-      return
-    }
-    leg.alive = false
-    this.sendControl(leg, leg.fromClient ? SERVER_PING : controlFrame(OPCODE_PING, EMPTY, true))
   }
 }

@@ -1,0 +1,156 @@
+import type { FastifyRequest } from 'fastify'
+import type { FastifyJWTOptions } from '@fastify/jwt'
+import type { ConnectionOptions } from 'node:tls'
+import type { PerMessageDeflateOptions } from 'ws'
+
+/** TLS settings passed to the backend connection (for `wss:` backends). */
+export type BackendTlsOptions = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'pfx' | 'passphrase' | 'rejectUnauthorized' | 'servername' | 'checkServerIdentity'>
+
+/** One backend: where it is and how to connect to it. */
+export interface BackendConfig extends BackendTlsOptions {
+  /** `ws:` or `wss:` URL; the client's query string is appended to it. */
+  url: string
+  /** Extra headers sent on the handshake to this backend (after the client's, before `rewriteRequestHeaders`). */
+  headers?: Record<string, string>
+  /** Offer permessage-deflate to this backend (default off). */
+  perMessageDeflate?: boolean | PerMessageDeflateOptions
+  /** Largest message accepted from this backend, in bytes (default: the gateway's `maxPayload`). */
+  maxPayload?: number
+}
+
+/** A backend as written in the options: a URL string or a full config. */
+export type BackendOption = string | BackendConfig
+
+/** A validated backend, ready to connect to. */
+export interface ResolvedBackend {
+  readonly id: string
+  readonly url: URL
+  readonly headers: Readonly<Record<string, string>>
+  readonly perMessageDeflate: boolean | PerMessageDeflateOptions
+  readonly maxPayload: number
+  readonly tls: BackendTlsOptions
+}
+
+/** Headers sent to the backend on the handshake. */
+export type UpstreamHeaders = Record<string, string | string[]>
+
+/** Options of `fastify.register(wsGateway, options)`. The README has the table with defaults. */
+export interface WsGatewayOptions {
+  /** Route of the WebSocket endpoint. Default `/ws`. */
+  path?: string
+  /** Static map of backend ID → URL or config. */
+  backends?: Record<string, BackendOption>
+  /** Resolver for IDs not in `backends` (service discovery); `undefined` means unknown (404). */
+  resolveBackend?: (id: string, request: FastifyRequest) => BackendOption | undefined | Promise<BackendOption | undefined>
+  /** Header carrying the backend ID. Default `id`. */
+  idHeader?: string
+  /** Options for @fastify/jwt. Omit to reuse the app's own @fastify/jwt registration. */
+  jwt?: FastifyJWTOptions
+  /** Per-backend access check from `request.user`; false → 403. */
+  authorize?: (request: FastifyRequest, backendId: string) => boolean | Promise<boolean>
+  /** Browser origins allowed to connect: exact origins or a predicate. Default: any. */
+  allowedOrigins?: readonly string[] | ((origin: string, request: FastifyRequest) => boolean)
+  /** Milliseconds to wait for the backend to accept. Default 10000. */
+  connectTimeout?: number
+  /** Largest message accepted on either leg, in bytes (inclusive). Default 1 MiB. */
+  maxPayload?: number
+  /** Milliseconds between pings on both legs; a leg that missed a pong is terminated. 0 = off. Default 30000. */
+  heartbeatInterval?: number
+  /** Milliseconds without a data frame either way after which both legs are closed. 0 = off (default). */
+  idleTimeout?: number
+  /**
+   * Buffered bytes on a leg above which the other leg stops being read. Default 1 MiB. The
+   * passthrough engine stops already at the socket's own 16 KiB write buffer when that is lower.
+   */
+  highWaterMark?: number
+  /** Milliseconds `fastify.close()` waits for close handshakes before terminating what is left. Default 5000. */
+  closeTimeout?: number
+  /** Seconds of clock skew tolerated on `exp`/`nbf` (only when the gateway registers @fastify/jwt). Default 5. */
+  clockTolerance?: number
+  /** Change the headers sent to the backend. */
+  rewriteRequestHeaders?: (request: FastifyRequest, headers: UpstreamHeaders) => UpstreamHeaders
+  /**
+   * Marker of a token carried in the subprotocol list, for browsers: the client offers
+   * `[marker, token, ...appProtocols]`. `false` turns it off. Default `'bearer'`.
+   */
+  tokenProtocol?: string | false
+  /** Query parameter that may carry the backend ID when the ID header is absent. Default: none. */
+  idQuery?: string
+  /** Query parameter that may carry the token (redacted from logs, never forwarded). Default: none. */
+  tokenQuery?: string
+  /** Cookie that may carry the token (needs `allowedOrigins`). Default: none. */
+  tokenCookie?: string
+  /**
+   * How frames are relayed: `'passthrough'` forwards them over the raw sockets without decoding
+   * payloads (used when neither leg negotiated an extension), `'ws'` as whole messages through
+   * ws. Default `'passthrough'`.
+   */
+  engine?: RelayEngine
+  /** Connections (open or connecting) this gateway takes at most; then 503. 0 = no limit. Default 10000. */
+  maxConnections?: number
+  /** Connections one client IP may hold; then 429. Default 0 = no limit (behind a proxy or NAT many clients share one IP). */
+  maxConnectionsPerIp?: number
+  /** Connections one token subject (`sub`) may hold; then 429. Default 0 = no limit (service accounts share a subject). */
+  maxConnectionsPerSubject?: number
+  /** Seconds sent in `Retry-After` with 429 and 503 answers. Default 5. */
+  retryAfter?: number
+  /** Milliseconds over which `fastify.close()` spreads its close frames, so clients don't all reconnect at once. Default 1000. */
+  drainTimeout?: number
+  /** Close code sent to clients on `fastify.close()`: 1001 going away or 1012 service restart. Default 1001. */
+  shutdownCloseCode?: 1001 | 1012
+  /** Close with 1008 `token expired` when the client's token expires. Default true. */
+  closeOnTokenExpiry?: boolean
+  /** Milliseconds a client may keep the backend leg stopped (see `highWaterMark`) before it is closed. 0 = never. Default 30000. */
+  slowConsumerTimeout?: number
+  /** Close code for a slow consumer: 1008 policy or 1013 try again later. Default 1008. */
+  slowConsumerCloseCode?: 1008 | 1013
+  /** Per-connection limit on what a client sends, or `false` for none. Default 10000 messages/s and 64 MiB/s, close. */
+  rateLimit?: RateLimitOptions | false
+}
+
+/** A token bucket per connection on the client's messages; a second's worth may come in a burst. */
+export interface RateLimitOptions {
+  /** Messages per second. Default 10000. */
+  messagesPerSecond?: number
+  /** Payload bytes per second. Default 64 MiB. */
+  bytesPerSecond?: number
+  /** Over the limit: `'close'` the client with 1008 `rate limit`, or `'drop'` the message (and count it). Default `'close'`. */
+  onExceeded?: 'close' | 'drop'
+}
+
+/** The options after validation, with every default filled in. */
+export interface ResolvedOptions {
+  readonly path: string
+  readonly backends: ReadonlyMap<string, ResolvedBackend>
+  readonly resolveBackend?: WsGatewayOptions['resolveBackend']
+  readonly idHeader: string
+  readonly jwt?: FastifyJWTOptions
+  readonly authorize?: WsGatewayOptions['authorize']
+  readonly isOriginAllowed?: (origin: string, request: FastifyRequest) => boolean
+  readonly connectTimeout: number
+  readonly maxPayload: number
+  readonly heartbeatInterval: number
+  readonly idleTimeout: number
+  readonly highWaterMark: number
+  readonly closeTimeout: number
+  readonly clockTolerance: number
+  readonly rewriteRequestHeaders?: WsGatewayOptions['rewriteRequestHeaders']
+  readonly engine: RelayEngine
+  readonly tokenProtocol: string | false
+  readonly idQuery?: string
+  readonly tokenQuery?: string
+  readonly tokenCookie?: string
+  readonly maxConnections: number
+  readonly maxConnectionsPerIp: number
+  readonly maxConnectionsPerSubject: number
+  readonly retryAfter: number
+  readonly drainTimeout: number
+  readonly shutdownCloseCode: 1001 | 1012
+  readonly closeOnTokenExpiry: boolean
+  readonly slowConsumerTimeout: number
+  readonly slowConsumerCloseCode: 1008 | 1013
+  readonly rateLimit: Readonly<Required<RateLimitOptions>> | false
+}
+
+/** The relay engines: frames over the raw sockets, or messages through ws. */
+export type RelayEngine = 'passthrough' | 'ws'

@@ -1,0 +1,155 @@
+import type { Socket } from 'node:net'
+import type WebSocket from 'ws'
+import type { RelayConnection } from '../connection'
+import type { Engine } from '../types'
+import { FrameCloser } from './closer'
+import { EMPTY, OPCODE_PING, SERVER_PING, controlFrame } from './frames'
+import { FrameLeg } from './leg'
+import { FrameReader } from './reader'
+import { detach, limitOf, socketOf } from './ws-internals'
+import { FrameWriter } from './writer'
+
+/** The leg a socket carries: one set of listeners (`FrameRelay.on*`) serves every connection. */
+const kLeg = Symbol('fastify-ws-gateway.leg')
+type LegSocket = Socket & { [kLeg]: FrameLeg }
+
+/**
+ * The passthrough engine: relays frames between a client and a backend over their raw sockets,
+ * taken over from ws. It is composed of a reader (`FrameReader`), a writer (`FrameWriter`) and a
+ * closer (`FrameCloser`), which share the two legs' state (`FrameLeg`, one section each); close,
+ * ping and pong frames are the gateway's own, as with the ws engine, whose close mirroring,
+ * backpressure, heartbeat and idle timer this engine reproduces.
+ *
+ * @example
+ * ```ts
+ * const connection = new RelayConnection(settings, (c) => canAdopt(clientWs, backendWs)
+ *   ? new FrameRelay(clientWs, backendWs, c)
+ *   : new Relay(clientWs, backendWs, c))
+ * ```
+ */
+export class FrameRelay implements Engine {
+  readonly client: FrameLeg
+  readonly backend: FrameLeg
+  private readonly writer: FrameWriter
+  private readonly closer: FrameCloser
+  private readonly reader: FrameReader
+
+  constructor (clientWs: WebSocket, backendWs: WebSocket, private readonly connection: RelayConnection) {
+    const { maxPayload } = connection.settings
+    this.writer = new FrameWriter(connection)
+    this.closer = new FrameCloser(connection, this.writer)
+    this.reader = new FrameReader(connection, this.writer, this.closer)
+    this.client = new FrameLeg(this, 'client', socketOf(clientWs), limitOf(clientWs, maxPayload))
+    this.backend = new FrameLeg(this, 'backend', socketOf(backendWs), limitOf(backendWs, maxPayload))
+    this.client.other = this.backend
+    this.backend.other = this.client
+    this.adopt(this.client)
+    this.adopt(this.backend)
+  }
+
+  /**
+   * Takes a socket over from ws. Safe with ws 8.23 because:
+   * - `setSocket` puts exactly four listeners on the socket (`WS_SOCKET_LISTENERS`), and ws's
+   *   Receiver only ever gets bytes through `socketOnData`; with them gone ws never reads, closes
+   *   or emits again. Its Sender only writes when the WebSocket is called, and nothing calls it
+   *   any more: the route took the client out of `wss.clients` (so @fastify/websocket's preClose
+   *   does not close it) and the upstream handed the backend over (`adopt()`).
+   * - Nothing was read yet (`canAdopt` checks it): the client's handler runs synchronously inside
+   *   ws's upgrade callback, right after `setSocket`, whose resume only takes effect on the next
+   *   tick; the backend was paused synchronously in its 'open' handler, before any 'data'.
+   * - Bytes ws unshifted onto the socket (the `head` of either upgrade) and those that arrived
+   *   since are in the socket's readable buffer: our 'data' listener gets them first, in order.
+   */
+  private adopt (leg: FrameLeg): void {
+    const socket = leg.socket as LegSocket
+    socket[kLeg] = leg
+    socket.on('error', FrameRelay.onError)
+    detach(socket)
+    socket.on('data', FrameRelay.onData)
+    socket.on('end', FrameRelay.onEnd)
+    socket.on('close', FrameRelay.onClose)
+    socket.on('drain', FrameRelay.onDrain)
+    if (socket.closed) {
+      // Gone before the relay began (e.g. a backend reset while the client's upgrade completed):
+      // ended abnormally, once the route has registered the connection.
+      process.nextTick(() => this.closer.closed(leg))
+      return
+    }
+    socket.setNoDelay(true)
+    socket.resume()
+  }
+
+  // The socket listeners, shared rather than made per connection (an idle connection is smaller).
+  private static onError (this: LegSocket, err: Error): void {
+    const leg = this[kLeg]
+    leg.events.error(leg, err)
+  }
+
+  private static onData (this: LegSocket, chunk: Buffer): void {
+    const leg = this[kLeg]
+    leg.events.data(leg, chunk)
+  }
+
+  private static onEnd (this: LegSocket): void {
+    const leg = this[kLeg]
+    leg.events.end(leg)
+  }
+
+  private static onClose (this: LegSocket): void {
+    const leg = this[kLeg]
+    leg.events.close(leg)
+  }
+
+  private static onDrain (this: LegSocket): void {
+    const leg = this[kLeg]
+    leg.events.drain(leg)
+  }
+
+  // The leg events (`LegEvents`): each goes to the part that owns it.
+  data (leg: FrameLeg, chunk: Buffer): void {
+    this.reader.receive(leg, chunk)
+  }
+
+  end (leg: FrameLeg): void {
+    this.closer.ended(leg)
+  }
+
+  close (leg: FrameLeg): void {
+    this.closer.closed(leg)
+  }
+
+  drain (leg: FrameLeg): void {
+    this.writer.drained(leg)
+  }
+
+  error (leg: FrameLeg, err: Error): void {
+    this.connection.settings.log.debug({ err, leg: leg.name }, 'ws gateway leg error')
+  }
+
+  closeLeg (leg: FrameLeg, code: number | undefined, reason: string | Buffer): void {
+    this.closer.closeLeg(leg, code, reason)
+  }
+
+  /** Ends both legs at once, without a close handshake (the last step of a shutdown). */
+  terminate (): void {
+    this.client.socket.destroy()
+    this.backend.socket.destroy()
+  }
+
+  /** One heartbeat tick: a leg that did not answer the last ping is destroyed, the rest pinged. */
+  heartbeat (): void {
+    this.beat(this.client)
+    this.beat(this.backend)
+  }
+
+  private beat (leg: FrameLeg): void {
+    if (leg.closing || leg.code !== undefined) return
+    if (!leg.alive) {
+      this.connection.settings.log.debug({ leg: leg.name }, 'ws gateway leg missed a heartbeat')
+      leg.socket.destroy()
+      return
+    }
+    leg.alive = false
+    this.writer.sendControl(leg, leg.fromClient ? SERVER_PING : controlFrame(OPCODE_PING, EMPTY, true))
+  }
+}

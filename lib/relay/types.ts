@@ -1,0 +1,76 @@
+import type { FastifyBaseLogger } from 'fastify'
+import type { RateLimitOptions } from '../options/types'
+
+/** Frames and bytes that came in on one leg. */
+export interface Traffic {
+  frames: number
+  bytes: number
+}
+
+/** What the gateway reads of each leg of a connection, whatever engine relays it. */
+export interface LegState {
+  readonly name: LegName
+  readonly traffic: Traffic
+  /** The close code this leg ended with (1005 none, 1006 abnormal), once closed. */
+  readonly code: number | undefined
+}
+
+/**
+ * A relayed connection, as the registry and the route see it. Both engines implement it: the ws
+ * message relay (`Relay`, below) and the frame passthrough.
+ */
+export interface Connection {
+  readonly client: LegState
+  readonly backend: LegState
+  readonly openedAt: number
+  /** Client messages dropped by the rate limit (`onExceeded: 'drop'`). */
+  readonly dropped: number
+  /** Closes the client with this code and reason (a policy decision) and the backend with 1001. */
+  end: (code: number, reason: string) => void
+  /** Graceful close from the gateway's side: the client leg first, the backend leg after it. */
+  shutdown: (code: number, reason: string) => void
+  /** Ends both legs at once, without a close handshake. */
+  terminate (): void
+  /** One heartbeat tick: terminate a leg that missed the last pong, ping the others. */
+  heartbeat (): void
+}
+
+/** What a relay needs from the gateway that runs it. */
+export interface RelaySettings {
+  readonly maxPayload: number
+  readonly highWaterMark: number
+  readonly idleTimeout: number
+  /** Milliseconds the client may leave the backend paused before it is closed (0 = never). */
+  readonly slowConsumerTimeout: number
+  readonly slowConsumerCloseCode: number
+  readonly rateLimit: Readonly<Required<RateLimitOptions>> | false
+  readonly log: FastifyBaseLogger
+  /** Called once, when both legs are closed. */
+  readonly onEnd: (connection: Connection) => void
+}
+
+/** A close the gateway has decided on for a leg, instead of mirroring the other leg's. */
+export interface PlannedClose {
+  code: number
+  reason: string
+}
+
+export type LegName = 'client' | 'backend'
+
+/** A leg as the connection's policy sees it: its state, and a close the gateway has planned for it. */
+export type PolicyLeg = LegState & { planned?: PlannedClose }
+
+/**
+ * How one connection's frames or messages move: the ws engine (`relay/ws`) or the passthrough
+ * engine (`relay/passthrough`). The connection (`RelayConnection`) runs the policy around it.
+ */
+export interface Engine {
+  readonly client: PolicyLeg
+  readonly backend: PolicyLeg
+  /** Sends a leg a close frame (no code: no status) unless it is closing already. */
+  closeLeg (leg: PolicyLeg, code: number | undefined, reason: string | Buffer): void
+  /** Ends both legs at once, without a close handshake. */
+  terminate (): void
+  /** One heartbeat tick: ends a leg that missed the last pong, pings the others. */
+  heartbeat (): void
+}
