@@ -1,0 +1,33 @@
+// The package entry's types, as users import it. At run time `require('fastify-ws-gateway')` is
+// the plugin itself, with `default` and `wsGateway` pointing back at it and `errors` and
+// `CloseCode` on it (the end of lib/index.ts). `export =` with a merged namespace says exactly
+// that, so the default import, the named imports and `require` all give the plugin under every
+// module setting (nodenext as ESM or CommonJS, commonjs, bundler), as Fastify's own plugins
+// (@fastify/websocket, @fastify/jwt) declare theirs. The declarations come from the ones tsc
+// writes for lib/ into dist/; test/package.test.ts fails when this list and lib/index.ts differ.
+import type * as entry from '../dist/index'
+
+type WsGatewayPlugin = typeof entry.wsGateway
+
+declare namespace wsGateway {
+  export type BackendConfig = entry.BackendConfig
+  export type BackendOption = entry.BackendOption
+  export type BackendTlsOptions = entry.BackendTlsOptions
+  export type UpstreamHeaders = entry.UpstreamHeaders
+  export type WsGatewayOptions = entry.WsGatewayOptions
+  export type GatewayStats = entry.GatewayStats
+  export type WsGatewayStats = entry.WsGatewayStats
+  export type WsGatewayDecorator = entry.WsGatewayDecorator
+  export type Traffic = entry.Traffic
+  export type TokenClaims = entry.TokenClaims
+
+  export const errors: typeof entry.errors
+  export const CloseCode: typeof entry.CloseCode
+
+  export const wsGateway: WsGatewayPlugin
+  export { wsGateway as default }
+}
+
+/** The gateway plugin: `await app.register(wsGateway, { backends, jwt })`. */
+declare function wsGateway (...params: Parameters<WsGatewayPlugin>): ReturnType<WsGatewayPlugin>
+export = wsGateway
