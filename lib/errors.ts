@@ -65,3 +65,35 @@ export const ShuttingDownError = createError('FST_WS_GATEWAY_SHUTTING_DOWN', 'Th
 
 /** The client disconnected while the gateway was still connecting to the backend. */
 export const ClientGoneError = createError('FST_WS_GATEWAY_CLIENT_GONE', 'The client went away during the handshake', 499)
+
+/*
+ * The connection registry API (`fastify.wsGateway.send()` …, and its REST surface): each rejection
+ * carries the HTTP status the REST surface answers with.
+ */
+
+/** The connection is unknown, already closed, or its instance is gone. */
+export const ConnectionGoneError = createError('FST_WS_GATEWAY_CONNECTION_GONE', 'The connection is gone', 410)
+
+/** `close()` was given a code a server may not send (see the README), or a reason that is not text. */
+export const InvalidCloseCodeError = createError('FST_WS_GATEWAY_INVALID_CLOSE_CODE', 'Invalid close code: %s', 400)
+
+/** The data is larger than the `maxPayload` of the connection's path. */
+export const PayloadTooLargeError = createError('FST_WS_GATEWAY_PAYLOAD_TOO_LARGE', 'The message is larger than the connection accepts (%s bytes)', 413)
+
+/** The data is not a string or a Buffer, or is sent as text without being valid UTF-8. */
+export const InvalidPayloadError = createError('FST_WS_GATEWAY_INVALID_PAYLOAD', 'Invalid message: %s', 400)
+
+/** The client has more than `highWaterMark` bytes waiting to be sent: it is not reading. */
+export const ClientBufferFullError = createError('FST_WS_GATEWAY_CLIENT_BUFFER_FULL', 'The client is not reading fast enough', 429)
+
+/** Redis (the cluster registry) did not answer within `cluster.commandTimeout`. */
+export const ClusterUnavailableError = createError('FST_WS_GATEWAY_CLUSTER_UNAVAILABLE', 'The cluster registry is unavailable', 503)
+
+/** A `list()` cursor that this gateway did not hand out, or a bad query value. */
+export const InvalidQueryError = createError('FST_WS_GATEWAY_INVALID_QUERY', 'Invalid query: %s', 400)
+
+/** The management API was called without credentials. */
+export const NoCredentialsError = createError('FST_WS_GATEWAY_NO_CREDENTIALS', 'Missing credentials', 401)
+
+/** The management API's `authorize` refused the request. */
+export const ManagementForbiddenError = createError('FST_WS_GATEWAY_MANAGEMENT_FORBIDDEN', 'Not allowed', 403)

@@ -169,3 +169,18 @@ export async function closeOf (ws: WebSocket): Promise<{ code: number, reason: s
   const [code, reason] = await once(ws, 'close') as [number, Buffer]
   return { code, reason: reason.toString() }
 }
+
+/** A connected client and the connection id the gateway announced in its 101 (`x-connection-id`). */
+export async function connectWithId (url: string, headers: Record<string, string> = authHeaders()): Promise<{ ws: WebSocket, id: string }> {
+  const ws = new WebSocket(url, { headers, perMessageDeflate: false })
+  const [response] = await Promise.all([
+    once(ws, 'upgrade') as Promise<[http.IncomingMessage]>,
+    once(ws, 'open')
+  ])
+  return { ws, id: response[0].headers['x-connection-id'] as string }
+}
+
+/** The headers of a gateway request whose token has this `sub`. */
+export function headersFor (sub: string, extra: Record<string, string> = {}): Record<string, string> {
+  return authHeaders({ authorization: `Bearer ${sign({ sub })}`, ...extra })
+}

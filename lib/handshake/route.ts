@@ -3,6 +3,9 @@ import type { WebSocket } from 'ws'
 import '@fastify/websocket'
 import { AuthorizeFailedError, ForbiddenError, OriginForbiddenError, ShuttingDownError } from '../errors'
 import type { ResolvedBackend, ResolvedOptions } from '../options/types'
+import type { GatewayNode } from '../registry/decorator'
+import { newConnectionId } from '../registry/ids'
+import { RelayMember } from '../registry/member'
 import type { Registry } from '../registry/registry'
 import { startRelay } from '../relay/engine'
 import { openUpstream, type Upstream } from '../upstream/ws'
@@ -13,10 +16,12 @@ import { backendIdOf } from './backend-id'
 import { checkHandshake, protocolOffer, type ProtocolOffer } from './checks'
 import { ConnectionLimits, retryLater, type Slot } from './limits'
 import { redactingRequestSerializer } from './log'
-import { kProtocol, type GatewayMessage } from './protocols'
+import { kConnectionId, kProtocol, type GatewayMessage } from './protocols'
 
 /** What the preValidation hooks learn about an upgrade, for the next hook and the handler. */
 interface Handshake {
+  /** The connection's id: sent to the backend and in the 101, and its name in the registry API. */
+  id: string
   offer: ProtocolOffer
   slot: Slot
   backend?: ResolvedBackend
@@ -36,6 +41,7 @@ async function isAuthorized (request: FastifyRequest, id: string, authorize: Non
 interface RouteSettings {
   opts: ResolvedOptions
   registry: Registry
+  node: GatewayNode
   verify: VerifyToken
 }
 
@@ -44,7 +50,7 @@ interface RouteSettings {
  * in this order, so the client gets an HTTP status and never a 101 it cannot use: handshake
  * checks, origin, token, backend ID, `authorize`, and finally the backend connection itself.
  */
-export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, verify }: RouteSettings): void {
+export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, node, verify }: RouteSettings): void {
   const handshakes = new WeakMap<FastifyRequest, Handshake>()
   const limits = new ConnectionLimits(opts)
   const { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit } = opts
@@ -61,7 +67,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
     // The slot is held until the client's socket closes, whichever way the upgrade ends.
     const slot = limits.admit(request.ip, reply)
     request.raw.socket.once('close', () => slot.release())
-    handshakes.set(request, { offer: protocolOffer(request, opts.tokenProtocol), slot })
+    handshakes.set(request, { id: newConnectionId(node.id), offer: protocolOffer(request, opts.tokenProtocol), slot })
   }
 
   async function checkToken (request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -82,16 +88,18 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
 
   async function connectBackend (request: FastifyRequest): Promise<void> {
     const handshake = handshakes.get(request) as Handshake
-    const { offer } = handshake
-    handshake.upstream = await openUpstream(request, handshake.backend as ResolvedBackend, opts, offer.protocols)
+    const { id, offer } = handshake
+    handshake.upstream = await openUpstream(request, handshake.backend as ResolvedBackend, opts, offer.protocols, id)
     // A browser that sent its token as a subprotocol fails the handshake unless one protocol is
     // selected: when the backend chose none, the marker is — never the token.
     const marker = offer.token !== undefined ? opts.tokenProtocol : false
-    ;(request.raw as GatewayMessage)[kProtocol] = handshake.upstream.protocol ?? marker
+    const raw = request.raw as GatewayMessage
+    raw[kProtocol] = handshake.upstream.protocol ?? marker
+    raw[kConnectionId] = id
   }
 
   function relay (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
-    const { backend, upstream } = handshakes.get(request) as Required<Handshake>
+    const { id, backend, upstream } = handshakes.get(request) as Required<Handshake>
     // The relay owns both sockets from here: @fastify/websocket's own error handler (which logs a
     // peer's disconnect as an error) and its shutdown (which closes without a code) are taken off.
     socket.removeAllListeners('error')
@@ -105,11 +113,13 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
       onEnd (ended) {
         clearTimeout(expiryTimer)
         registry.remove(ended)
+        node.leave(member)
         log.info({
           backendId: backend.id,
           sub,
           clientCode: ended.client.code,
           backendCode: ended.backend.code,
+          connectionId: id,
           durationMs: Date.now() - ended.openedAt,
           fromClient: ended.client.traffic,
           fromBackend: ended.backend.traffic,
@@ -118,8 +128,18 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, ver
       }
     })
     const expiryTimer = opts.closeOnTokenExpiry ? closeAtExpiry(connection, request.user as TokenClaims) : undefined
+    const member = new RelayMember(connection, {
+      id,
+      path: request.routeOptions.url as string,
+      backendId: backend.id,
+      sub: typeof sub === 'string' ? sub : undefined,
+      sourceIp: request.ip,
+      userAgent: request.headers['user-agent'],
+      maxPayload: opts.maxPayload
+    })
     registry.add(connection)
-    log.info({ backendId: backend.id, sub, protocol: upstream.protocol }, 'ws gateway connection open')
+    node.join(member)
+    log.info({ connectionId: id, backendId: backend.id, sub, protocol: upstream.protocol }, 'ws gateway connection open')
   }
 
   fastify.route({

@@ -2,6 +2,7 @@ import type { FastifyRequest } from 'fastify'
 import type { FastifyJWTOptions } from '@fastify/jwt'
 import type { ConnectionOptions } from 'node:tls'
 import type { PerMessageDeflateOptions } from 'ws'
+import type { Redis, RedisOptions } from 'ioredis'
 
 /** TLS settings passed to the backend connection (for `wss:` backends). */
 export type BackendTlsOptions = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'pfx' | 'passphrase' | 'rejectUnauthorized' | 'servername' | 'checkServerIdentity'>
@@ -106,6 +107,13 @@ export interface WsGatewayOptions {
   slowConsumerCloseCode?: 1008 | 1013
   /** Per-connection limit on what a client sends, or `false` for none. Default 10000 messages/s and 64 MiB/s, close. */
   rateLimit?: RateLimitOptions | false
+  /**
+   * The connection registry across instances, on Redis (see the README's cluster guide). Only
+   * the app's first gateway registration may set it; without it the registry is this process's.
+   */
+  cluster?: ClusterOptions
+  /** The opt-in REST surface over the connection registry (`/@connections`). Default: off. */
+  managementApi?: ManagementApiOptions
 }
 
 /** A token bucket per connection on the client's messages; a second's worth may come in a burst. */
@@ -150,7 +158,47 @@ export interface ResolvedOptions {
   readonly slowConsumerTimeout: number
   readonly slowConsumerCloseCode: 1008 | 1013
   readonly rateLimit: Readonly<Required<RateLimitOptions>> | false
+  readonly cluster?: ResolvedCluster
+  readonly managementApi?: ResolvedManagementApi
 }
 
 /** The relay engines: frames over the raw sockets, or messages through ws. */
 export type RelayEngine = 'passthrough' | 'ws'
+
+/** The `cluster` option: the connection registry across instances, on Redis. */
+export interface ClusterOptions {
+  /** A Redis URL, ioredis options, or an ioredis instance of the app's (used, never closed). */
+  redis: string | RedisOptions | Redis
+  /** Prefix of every key the gateway writes. Default `'wsg'`. */
+  prefix?: string
+  /** This instance's name in ids and keys: letters, digits, `_`, `-`. Default: random. */
+  nodeId?: string
+  /** Milliseconds an instance stays listed after it stops refreshing its liveness key. Default 10000. */
+  nodeTtl?: number
+  /** Milliseconds a Redis command may take before the call rejects `CLUSTER_UNAVAILABLE`. Default 1000. */
+  commandTimeout?: number
+}
+
+export interface ResolvedCluster {
+  readonly redis: string | RedisOptions | Redis
+  readonly prefix: string
+  readonly nodeId?: string
+  readonly nodeTtl: number
+  readonly commandTimeout: number
+}
+
+/** The opt-in REST surface over the connection registry, shaped like AWS API Gateway's `@connections`. */
+export interface ManagementApiOptions {
+  /** Where its routes go. Default `'/@connections'`. */
+  prefix?: string
+  /**
+   * Decides each request (required: the surface is never open by default). Requests without an
+   * `Authorization` header are refused 401 before it is asked; false → 403.
+   */
+  authorize: (request: FastifyRequest) => boolean | Promise<boolean>
+}
+
+export interface ResolvedManagementApi {
+  readonly prefix: string
+  readonly authorize: ManagementApiOptions['authorize']
+}

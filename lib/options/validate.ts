@@ -1,5 +1,7 @@
 import type { FastifyJWTOptions } from '@fastify/jwt'
 import { resolveBackendConfig } from './backend'
+import { resolveCluster } from './cluster'
+import { resolveManagementApi } from './management'
 import { checkChoice, checkFunction, checkInteger, checkName, fail, isPlainObject } from './check'
 import {
   BACKEND_ID_PATTERN, DEFAULT_CLOCK_TOLERANCE, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT,
@@ -17,6 +19,7 @@ const KNOWN_OPTIONS = new Set([
   'tokenProtocol', 'idQuery', 'tokenQuery', 'tokenCookie',
   'maxConnections', 'maxConnectionsPerIp', 'maxConnectionsPerSubject', 'retryAfter', 'drainTimeout',
   'shutdownCloseCode', 'closeOnTokenExpiry', 'slowConsumerTimeout', 'slowConsumerCloseCode', 'rateLimit',
+  'cluster', 'managementApi',
   'prefix', 'logLevel', 'logSerializers'
 ])
 
@@ -115,6 +118,8 @@ export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions 
     closeOnTokenExpiry,
     slowConsumerTimeout: checkInteger(opts, 'slowConsumerTimeout', DEFAULT_SLOW_CONSUMER_TIMEOUT, 0),
     slowConsumerCloseCode: checkChoice(opts, 'slowConsumerCloseCode', 1008, [1008, 1013] as const),
-    rateLimit: resolveRateLimit(opts.rateLimit)
+    rateLimit: resolveRateLimit(opts.rateLimit),
+    cluster: resolveCluster(opts.cluster),
+    managementApi: resolveManagementApi(opts.managementApi)
   })
 }

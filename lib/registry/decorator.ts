@@ -1,10 +1,14 @@
 import type { FastifyInstance } from 'fastify'
+import { Connections, type ApiStats, type Remote } from './api'
+import { randomNodeId } from './ids'
+import { LocalDirectory } from './local'
 import { Registry, sumStats, type GatewayStats, type WsGatewayStats } from './registry'
+import type { ClusterStats, ConnectionApi, Member, Outgoing, OutgoingClose } from './types'
 
 /** What the gateway adds to the Fastify instance as `fastify.wsGateway`. */
-export interface WsGatewayDecorator {
+export interface WsGatewayDecorator extends ConnectionApi {
   /** Connection, rejection and traffic counters, in total and per registered path. */
-  stats: () => WsGatewayStats
+  stats: () => WsGatewayStats & { registry: ApiStats, cluster?: ClusterStats }
 }
 
 declare module 'fastify' {
@@ -13,22 +17,87 @@ declare module 'fastify' {
   }
 }
 
-/** The registries of every gateway registered on one app, by path. */
-const kRegistries = Symbol('fastify-ws-gateway.registries')
-type GatewayInstance = FastifyInstance & { [kRegistries]?: Map<string, Registry> }
+/** The cluster as the node runs it (lib/cluster's `ClusterLink`). */
+export interface ClusterMembership extends Remote {
+  start: () => Promise<void>
+  stop: () => Promise<void>
+  register: (member: Member) => Promise<void>
+  unregister: (member: Member) => Promise<void>
+  clusterStats: () => ClusterStats
+}
 
-/** `fastify.wsGateway`, created by the first registration and shared by the later ones. */
-export function registriesOf (fastify: GatewayInstance): Map<string, Registry> {
-  if (fastify[kRegistries] === undefined) {
-    const registries = new Map<string, Registry>()
-    fastify[kRegistries] = registries
-    fastify.decorate('wsGateway', {
-      stats: () => {
-        const byPath: Record<string, GatewayStats> = {}
-        for (const [path, registry] of registries) byPath[path] = registry.stats()
-        return sumStats(byPath)
-      }
+/** Whom an inbox entry of the cluster is for: one connection of this node, or those a filter picks. */
+export type EntryTarget = { id: string } | { sub?: string, path?: string, backendId?: string }
+
+/** Makes the cluster link of a node, given its directory and what to do with inbox entries. */
+export type ClusterFactory = (local: LocalDirectory, onEntry: (target: EntryTarget, action: Outgoing | OutgoingClose) => void) => ClusterMembership
+
+/**
+ * This instance of the gateway: the registries of its paths, its connections by id and user,
+ * the API on them, and its cluster link when there is one. One per app, made by the first
+ * registration and shared by the later ones.
+ */
+export class GatewayNode {
+  readonly registries = new Map<string, Registry>()
+  readonly local: LocalDirectory
+  readonly connections: Connections
+  readonly cluster?: ClusterMembership
+
+  constructor (nodeId: string, makeCluster?: ClusterFactory) {
+    this.local = new LocalDirectory(nodeId)
+    this.cluster = makeCluster?.(this.local, (target, action) => {
+      const members = 'id' in target ? [this.local.get(target.id)] : this.local.select(target)
+      for (const member of members) this.connections.apply(member, action)
     })
+    this.connections = new Connections(this.local, this.cluster)
   }
-  return fastify[kRegistries]
+
+  get id (): string {
+    return this.local.node
+  }
+
+  /** A connection opened on this node: reachable by the API from now on. */
+  join (member: Member): void {
+    this.local.add(member)
+    // A failed registration is retried in full by the cluster's next sync.
+    this.cluster?.register(member).catch(() => {})
+  }
+
+  leave (member: Member): void {
+    this.local.remove(member)
+    this.cluster?.unregister(member).catch(() => {})
+  }
+
+  stats (): ReturnType<WsGatewayDecorator['stats']> {
+    const byPath: Record<string, GatewayStats> = {}
+    for (const [path, registry] of this.registries) byPath[path] = registry.stats()
+    const stats = { ...sumStats(byPath), registry: { ...this.connections.stats } }
+    return this.cluster === undefined ? stats : { ...stats, cluster: this.cluster.clusterStats() }
+  }
+}
+
+const kNode = Symbol('fastify-ws-gateway.node')
+type GatewayInstance = FastifyInstance & { [kNode]?: GatewayNode }
+
+/**
+ * The app's gateway node and `fastify.wsGateway`, made by the first registration (which alone
+ * may set up the cluster) and shared by the later ones.
+ */
+export function gatewayNode (fastify: GatewayInstance, nodeId: string | undefined, makeCluster: ClusterFactory | undefined): { node: GatewayNode, created: boolean } {
+  const existing = fastify[kNode]
+  if (existing !== undefined) return { node: existing, created: false }
+  const node = new GatewayNode(nodeId ?? randomNodeId(), makeCluster)
+  fastify[kNode] = node
+  const api = node.connections
+  fastify.decorate('wsGateway', {
+    send: api.send.bind(api),
+    sendToUser: api.sendToUser.bind(api),
+    broadcast: api.broadcast.bind(api),
+    close: api.close.bind(api),
+    closeUser: api.closeUser.bind(api),
+    get: api.get.bind(api),
+    list: api.list.bind(api),
+    stats: () => node.stats()
+  })
+  return { node, created: true }
 }

@@ -1,5 +1,6 @@
 import { CloseCode } from './close-codes'
 import { RateLimiter } from './rate-limit'
+import type { Outgoing } from '../registry/types'
 import type { Connection, Engine, PolicyLeg, RelaySettings } from './types'
 
 /**
@@ -9,6 +10,7 @@ import type { Connection, Engine, PolicyLeg, RelaySettings } from './types'
  */
 export class RelayConnection implements Connection {
   readonly openedAt = Date.now()
+  lastActiveAt = this.openedAt
   /** Client messages dropped by the rate limit (`onExceeded: 'drop'`). */
   dropped = 0
   readonly rateLimiter: RateLimiter | undefined
@@ -34,7 +36,13 @@ export class RelayConnection implements Connection {
 
   /** Data moved: the idle timer starts again. */
   active (): void {
+    this.lastActiveAt = Date.now()
     this.idleTimer?.refresh()
+  }
+
+  push (message: Outgoing): void {
+    this.engine.push(message)
+    this.active()
   }
 
   /** Closes both legs at once with codes the gateway chose. */

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { RateLimitOptions } from '../options/types'
+import type { Outgoing } from '../registry/types'
 
 /** Frames and bytes that came in on one leg. */
 export interface Traffic {
@@ -16,8 +17,8 @@ export interface LegState {
 }
 
 /**
- * A relayed connection, as the registry and the route see it. Both engines implement it: the ws
- * message relay (`Relay`, below) and the frame passthrough.
+ * A relayed connection, as the registry and the route see it: a `RelayConnection` around either
+ * engine (`Engine`).
  */
 export interface Connection {
   readonly client: LegState
@@ -33,6 +34,10 @@ export interface Connection {
   terminate (): void
   /** One heartbeat tick: terminate a leg that missed the last pong, ping the others. */
   heartbeat (): void
+  /** Sends the client a message of the gateway's own (see `Engine.push`). */
+  push (message: Outgoing): void
+  /** Milliseconds since the epoch of the last message either way. */
+  readonly lastActiveAt: number
 }
 
 /** What a relay needs from the gateway that runs it. */
@@ -73,4 +78,10 @@ export interface Engine {
   terminate (): void
   /** One heartbeat tick: ends a leg that missed the last pong, pings the others. */
   heartbeat (): void
+  /**
+   * Sends the client a message of the gateway's own, between the backend's messages. Throws
+   * `ConnectionGoneError` once the client is closing, `ClientBufferFullError` when more than
+   * `highWaterMark` bytes already wait for it.
+   */
+  push (message: Outgoing): void
 }

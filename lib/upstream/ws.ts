@@ -23,8 +23,10 @@ export interface Upstream {
  * relay resumes it, so none are lost while the client's upgrade completes. Until the relay adopts
  * it, the socket is terminated if the client goes away or the request ends in an error.
  */
-export async function openUpstream (request: FastifyRequest, backend: ResolvedBackend, opts: ResolvedOptions, offered: string[]): Promise<Upstream> {
+export async function openUpstream (request: FastifyRequest, backend: ResolvedBackend, opts: ResolvedOptions, offered: string[], connectionId: string): Promise<Upstream> {
   const headers = upstreamHeaders(request, backend, opts)
+  // The gateway's own, after everything else: a client can never supply it.
+  headers['x-connection-id'] = connectionId
   if (offered.length > 0) headers['sec-websocket-protocol'] = offered.join(', ')
   const socket = new WebSocket(upstreamUrl(request, backend, opts), {
     ...backend.tls,

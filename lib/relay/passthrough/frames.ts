@@ -110,6 +110,34 @@ export function controlFrame (opcode: number, payload: Buffer, masked: boolean):
 }
 
 /**
+ * An unmasked data frame (gateway → client) carrying a whole message: a message the gateway sends
+ * of its own (the registry API's `send`), never part of one it relays.
+ *
+ * @example
+ * ```ts
+ * socket.write(messageFrame(Buffer.from('hello'), false)) // a text frame
+ * ```
+ */
+export function messageFrame (payload: Buffer, binary: boolean): Buffer {
+  const length = payload.length
+  const header = length < 126 ? 2 : length < 0x10000 ? 4 : 10
+  const frame = Buffer.allocUnsafe(header + length)
+  frame[0] = 0x80 | (binary ? OPCODE_BINARY : OPCODE_TEXT)
+  if (header === 2) {
+    frame[1] = length
+  } else if (header === 4) {
+    frame[1] = 126
+    frame.writeUInt16BE(length, 2)
+  } else {
+    frame[1] = 127
+    frame.writeUInt32BE(Math.floor(length / 0x100000000), 2)
+    frame.writeUInt32BE(length >>> 0, 6)
+  }
+  payload.copy(frame, header)
+  return frame
+}
+
+/**
  * A close frame: with a code and a reason (at most 123 bytes, see `truncateReason`), or without
  * a payload at all when `code` is undefined (what the peer reads as 1005).
  *

@@ -63,6 +63,8 @@ export class FrameLeg implements LegState {
   paused = 0
   /** Control frames waiting for the frame being written to this leg to end. */
   pending: Buffer[] | undefined
+  /** Messages of the gateway's own (the registry API's) waiting for the message being written to this leg to end. */
+  pushes: Buffer[] | undefined
   /** Our close frame went out on this leg. */
   closeWritten = false
 

@@ -126,16 +126,19 @@ export class FrameReader {
   }
 
   /**
-   * The current data frame of `leg` is complete: count a finished message, and write the control
-   * frames that waited for this frame boundary on the other leg. Returns the new `from`.
+   * The current data frame of `leg` is complete: count a finished message, and write what waited
+   * on the other leg for this boundary — control frames for the end of a frame, the gateway's own
+   * messages for the end of a message. Returns the new `from`.
    */
   private frameDone (leg: FrameLeg, chunk: Buffer, from: number, pos: number): number {
     leg.state = HEADER
     if (leg.fin) leg.traffic.frames++
     const to = leg.other
-    if (to.pending === undefined) return from
+    const pushes = leg.fin ? to.pushes : undefined
+    if (to.pending === undefined && pushes === undefined) return from
     if (from !== -1) this.writer.forward(to, chunk, from, pos)
-    this.writer.flushPending(to, to.pending)
+    if (to.pending !== undefined) this.writer.flushPending(to, to.pending)
+    if (pushes !== undefined) this.writer.flushPushes(to, pushes)
     return -1
   }
 

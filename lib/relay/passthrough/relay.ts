@@ -1,9 +1,11 @@
 import type { Socket } from 'node:net'
 import type WebSocket from 'ws'
+import { ClientBufferFullError, ConnectionGoneError } from '../../errors'
+import type { Outgoing } from '../../registry/types'
 import type { RelayConnection } from '../connection'
 import type { Engine } from '../types'
 import { FrameCloser } from './closer'
-import { EMPTY, OPCODE_PING, SERVER_PING, controlFrame } from './frames'
+import { EMPTY, OPCODE_PING, SERVER_PING, controlFrame, messageFrame } from './frames'
 import { FrameLeg } from './leg'
 import { FrameReader } from './reader'
 import { detach, limitOf, socketOf } from './ws-internals'
@@ -128,6 +130,15 @@ export class FrameRelay implements Engine {
 
   closeLeg (leg: FrameLeg, code: number | undefined, reason: string | Buffer): void {
     this.closer.closeLeg(leg, code, reason)
+  }
+
+  push ({ data, binary }: Outgoing): void {
+    const client = this.client
+    if (client.closing || !client.socket.writable) throw new ConnectionGoneError()
+    let waiting = client.socket.writableLength
+    for (const frame of client.pushes ?? []) waiting += frame.length
+    if (waiting > this.connection.settings.highWaterMark) throw new ClientBufferFullError()
+    this.writer.push(client, messageFrame(data, binary))
   }
 
   /** Ends both legs at once, without a close handshake (the last step of a shutdown). */

@@ -76,6 +76,23 @@ export class FrameWriter {
     this.unblock(leg, QUEUE_FULL)
   }
 
+  /**
+   * Writes a whole message of the gateway's own to `leg`, or queues it while the other leg is in
+   * the middle of a message to `leg`: a pushed message never lands inside a relayed one.
+   */
+  push (leg: FrameLeg, frame: Buffer): void {
+    const source = leg.other
+    if (!source.inMessage && !(source.state === DATA && source.forwarding)) return this.write(leg, frame)
+    if (leg.pushes === undefined) leg.pushes = []
+    leg.pushes.push(frame)
+  }
+
+  /** The message being written to `leg` has ended: the gateway's own messages that waited go out. */
+  flushPushes (leg: FrameLeg, pushes: Buffer[]): void {
+    leg.pushes = undefined
+    for (const frame of pushes) this.write(leg, frame)
+  }
+
   private writeControl (leg: FrameLeg, frame: Buffer): void {
     const socket = leg.socket
     if (!socket.writable) return

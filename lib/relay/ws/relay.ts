@@ -1,4 +1,6 @@
 import type WebSocket from 'ws'
+import { ClientBufferFullError, ConnectionGoneError } from '../../errors'
+import type { Outgoing } from '../../registry/types'
 import { CloseCode, mirrorClose, truncateReason } from '../close-codes'
 import type { RelayConnection } from '../connection'
 import type { Engine, LegName, LegState, PlannedClose, Traffic } from '../types'
@@ -133,6 +135,14 @@ export class Relay implements Engine {
 
   closeLeg (leg: Leg, code: number | undefined, reason: string | Buffer): void {
     leg.close(code, reason)
+  }
+
+  push ({ data, binary }: Outgoing): void {
+    const ws = this.client.ws
+    if (ws.readyState !== ws.OPEN) throw new ConnectionGoneError()
+    if (ws.bufferedAmount > this.connection.settings.highWaterMark) throw new ClientBufferFullError()
+    // ws writes whole messages in order, so this one lands between the backend's.
+    ws.send(data, { binary })
   }
 
   /** Ends both legs at once, without a close handshake (the last step of a shutdown). */
