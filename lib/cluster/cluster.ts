@@ -12,7 +12,7 @@ import { listPage, type CheckedQuery } from './list'
 import type { ResolvedCluster } from '../options/types'
 import { RedisLinks } from './redis'
 import type { RegistryScripts } from './scripts'
-import { execAll, sweepNode } from './sweep'
+import { execAll, removeConnections, sweepNode } from './sweep'
 
 /**
  * This node's part of the registry on Redis: it keeps its liveness key and its connections
@@ -67,7 +67,7 @@ export class ClusterLink implements ClusterMembership {
     this.inbox.stop()
     await this.syncing
     // Leaving: this node's keys go now rather than after nodeTtl (best effort: Redis may be down).
-    await this.links.run((redis) => sweepNode(redis, this.keys, this.node, { dropInbox: true })).catch(() => {})
+    await this.links.run((redis) => sweepNode(redis, this.keys, this.node)).catch(() => {})
     await this.links.close()
     await this.inbox.done
   }
@@ -108,22 +108,35 @@ export class ClusterLink implements ClusterMembership {
 
   private async beat (): Promise<void> {
     const { keys, node, cluster } = this
+    const sentAt = Date.now()
     const [time] = await this.run(async (redis) => await execAll(redis.pipeline()
       .time().set(keys.alive(node), Date.now(), 'PX', cluster.nodeTtl).sadd(keys.nodes, node)))
     const [seconds, micros] = time as [string, string]
-    this.clockOffset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - Date.now()
+    const receivedAt = Date.now()
+    // Redis read its clock somewhere in the round trip: a slow one (a stalled event loop) says
+    // too little to move the estimate.
+    if (receivedAt - sentAt < cluster.commandTimeout / 4) {
+      this.clockOffset = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000) - (sentAt + receivedAt) / 2
+    }
     if (this.dirty) await this.sync()
     await this.publishActivity()
     await this.sweepDeadNodes()
   }
 
-  /** Registers everything this node holds, after clearing what Redis had of it. */
+  /**
+   * Makes the registry match what this node holds: connections it no longer has are removed,
+   * every one it has is registered (again: a restarted Redis may have lost them; registering is
+   * idempotent).
+   */
   private async sync (): Promise<void> {
     this.dirty = false
     const { keys, node } = this
     const [last, exists] = await this.run(async (redis) => await execAll(redis.pipeline()
       .xrevrange(keys.inbox(node), '+', '-', 'COUNT', 1).exists(keys.inbox(node))))
-    await this.run((redis) => sweepNode(redis, keys, node, { dropInbox: false }))
+    // Reconciled, never wiped: a live connection stays reachable all through a sync.
+    const registered = await this.run(async (redis) => await redis.smembers(keys.conns(node)))
+    const stale = registered.filter((id) => this.local.get(id) === undefined)
+    await this.run((redis) => removeConnections(redis, keys, node, stale))
     for (const member of [...this.local.all()]) {
       // One that closed meanwhile was unregistered already: registering it now would leave it behind.
       if (this.local.get(member.id) === member) await this.register(member)
@@ -187,7 +200,7 @@ export class ClusterLink implements ClusterMembership {
     for (const [i, node] of nodes.entries()) {
       if (alive[i] === 0) {
         this.log.info({ node }, 'ws gateway cluster node gone: its connections are removed')
-        await this.run((redis) => sweepNode(redis, keys, node, { dropInbox: true }))
+        await this.run((redis) => sweepNode(redis, keys, node))
       }
     }
   }

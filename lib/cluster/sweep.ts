@@ -1,5 +1,6 @@
 import type { ChainableCommander, Redis } from 'ioredis'
-import type { Keys } from './keys'
+import { countFields, type Keys } from './keys'
+import type { RegistryScripts } from './scripts'
 
 /** Runs a pipeline or transaction and fails on the first command that failed (ioredis resolves them). */
 export async function execAll (batch: ChainableCommander): Promise<unknown[]> {
@@ -10,30 +11,37 @@ export async function execAll (batch: ChainableCommander): Promise<unknown[]> {
   })
 }
 
-/** Ids removed per round trip by a sweep. */
-const SWEEP_BATCH = 500
+/** Ids removed per round trip. */
+const BATCH = 500
 
 /**
- * Removes every registration of a node: its connections from the indexes, their hashes, its
- * counts — and with `dropInbox`, its inbox and its place among the nodes (a node that is gone,
- * or leaving). Idempotent, so several nodes may sweep the same dead node at once.
+ * Removes connections of a node from the registry: their hashes, their places in the indexes
+ * and in the node's counts. Idempotent (the unregister script changes nothing for a hash that
+ * is gone), so nodes racing to remove the same connections do no harm.
  */
-export async function sweepNode (redis: Redis, keys: Keys, node: string, { dropInbox }: { dropInbox: boolean }): Promise<void> {
-  const ids = await redis.smembers(keys.conns(node))
-  for (let at = 0; at < ids.length; at += SWEEP_BATCH) {
-    const chunk = ids.slice(at, at + SWEEP_BATCH)
+export async function removeConnections (redis: Redis & RegistryScripts, keys: Keys, node: string, ids: string[]): Promise<void> {
+  for (let at = 0; at < ids.length; at += BATCH) {
+    const chunk = ids.slice(at, at + BATCH)
     const lookup = redis.pipeline()
-    for (const id of chunk) lookup.hget(keys.conn(node, id), 'sub')
-    const subs = await execAll(lookup) as Array<string | null>
+    for (const id of chunk) lookup.hmget(keys.conn(node, id), 'sub', 'path', 'backendId')
+    const facts = await execAll(lookup) as Array<[string | null, string | null, string | null]>
     const removal = redis.pipeline()
     for (const [i, id] of chunk.entries()) {
-      removal.zrem(keys.all, id).del(keys.conn(node, id))
-      const sub = subs[i]
+      const [sub, path, backendId] = facts[i]
+      ;(removal as unknown as RegistryScripts).wsgUnregister(keys.conn(node, id), keys.conns(node), keys.counts(node),
+        id, ...(path === null ? [] : countFields(path, backendId ?? undefined)))
+      removal.srem(keys.conns(node), id).zrem(keys.all, id)
       if (sub !== null) removal.zrem(keys.user(sub), id)
     }
     await execAll(removal)
   }
-  const last = redis.pipeline().del(keys.conns(node), keys.counts(node))
-  if (dropInbox) last.del(keys.inbox(node)).del(keys.alive(node)).srem(keys.nodes, node)
-  await execAll(last)
+}
+
+/**
+ * Removes every registration of a node that is gone (or leaving): its connections, its counts,
+ * its inbox and its place among the nodes.
+ */
+export async function sweepNode (redis: Redis & RegistryScripts, keys: Keys, node: string): Promise<void> {
+  await removeConnections(redis, keys, node, await redis.smembers(keys.conns(node)))
+  await execAll(redis.pipeline().del(keys.conns(node), keys.counts(node), keys.inbox(node), keys.alive(node)).srem(keys.nodes, node))
 }
