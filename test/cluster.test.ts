@@ -4,7 +4,7 @@ import { createInterface } from 'node:readline'
 import t from 'tap'
 import WebSocket from 'ws'
 import type { WsGatewayOptions } from '../lib/index'
-import { SECRET, BACKEND_ID, closeOf, connectWithId, headersFor, startBackend, startGateway, type Gateway, type TestLike } from './helpers'
+import { SECRET, BACKEND_ID, authHeaders, closeOf, sign, connectWithId, headersFor, startBackend, startGateway, type Gateway, type TestLike } from './helpers'
 import { startRedis, type RedisServer } from './redis-server'
 
 const NODE_TTL = 1000
@@ -59,11 +59,12 @@ t.test('every API call reaches connections on other instances, one copy each, in
   t.match(await api.get(onB.id), { id: onB.id, node: 'node-b', sub: 'alice', path: '/ws', backendId: BACKEND_ID })
   for (let i = 0; i < 100; i++) await api.send(onB.id, `m${i}`)
   t.same(await api.sendToUser('alice', 'to alice'), { connections: 2 })
+  t.same(await c.app.wsGateway.sendToUser('bob', 'to bob, locally'), { connections: 1 }, 'no other node holds bob')
   t.same(await api.broadcast('to all'), { connections: 3 })
-  await until(() => got.onB.length === 102 && got.onC.length === 2 && got.bob.length === 1, 'every message')
+  await until(() => got.onB.length === 102 && got.onC.length === 2 && got.bob.length === 2, 'every message')
   t.same(got.onB, [...Array.from({ length: 100 }, (_, i) => `m${i}`), 'to alice', 'to all'], 'order kept, one copy each')
   t.same(got.onC, ['to alice', 'to all'])
-  t.same(got.bob, ['to all'])
+  t.same(got.bob, ['to bob, locally', 'to all'])
 
   const page1 = await api.list({ limit: 2 })
   const page2 = await api.list({ limit: 2, cursor: page1.cursor })
@@ -215,9 +216,11 @@ t.test('an instance in another process: reached through Redis; SIGKILLed, its co
   ])
   const { port } = JSON.parse(line) as { port: number }
   const remote = await connectWithId(`ws://127.0.0.1:${port}/ws`, headersFor('carol'))
+  const anonymous = await connectWithId(`ws://127.0.0.1:${port}/ws`, authHeaders({ authorization: `Bearer ${sign({ sub: undefined })}` }))
   t.match(remote.id, /^node-x\./)
   const got = inbox(remote.ws)
-  await until(async () => (await a.app.wsGateway.get(remote.id)) !== undefined, 'the other process to register it')
+  await until(async () => (await a.app.wsGateway.list()).items.length === 2, 'the other process to register both')
+  t.equal((await a.app.wsGateway.get(anonymous.id))?.sub, undefined)
   t.same(await a.app.wsGateway.sendToUser('carol', 'across processes'), { connections: 1 })
   await until(() => got.length === 1, 'the message')
   t.same(got, ['across processes'])

@@ -830,3 +830,26 @@ t.test('a client that resets its TCP connection: logged at debug, the backend is
   t.equal(error?.leg, 'client')
   t.equal((error?.err as { code?: string } | undefined)?.code, 'ECONNRESET')
 })
+
+t.test('a message pushed through the API waits for the end of a frame the backend is half-way through', async (t) => {
+  let backendSocket: Socket | undefined
+  const backend = await startRawBackend(t, (socket) => {
+    backendSocket = socket
+    return Buffer.alloc(0)
+  })
+  const gateway = await gatewayFor(t, backend.url)
+  const client = await rawClient(gateway.port)
+  await backend.next()
+  const [{ id }] = (await gateway.app.wsGateway.list()).items
+  const payload = Buffer.alloc(1000, 7)
+  const whole = frame(2, payload, { mask: false })
+  // The header and half the payload of one single-frame message, then the pushes, then the rest.
+  ;(backendSocket as Socket).write(whole.subarray(0, 504))
+  await new Promise((resolve) => setTimeout(resolve, 50))
+  await gateway.app.wsGateway.send(id, 'first push')
+  await gateway.app.wsGateway.send(id, Buffer.from('second push'))
+  ;(backendSocket as Socket).write(whole.subarray(504))
+  const frames = [await client.next(), await client.next(), await client.next()]
+  t.same(frames.map((f) => [f?.opcode, f?.payload.length]), [[2, 1000], [1, 10], [2, 11]])
+  t.same(frames.map((f) => f?.masked), [false, false, false], 'server frames are never masked')
+})

@@ -4,7 +4,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import wsGateway from '../lib/index'
 import type { RelayEngine } from '../lib/options/types'
-import { BACKEND_ID, SECRET, closeOf, connectWithId, handshake, headersFor, nextMessage, startBackend, startGateway, startPair } from './helpers'
+import { BACKEND_ID, SECRET, authHeaders, closeOf, sign, connectWithId, handshake, headersFor, nextMessage, startBackend, startGateway, startPair } from './helpers'
 
 /** Waits until `check` holds (a registry reached through a socket settles a little later). */
 async function until (check: () => boolean | Promise<boolean>, what: string): Promise<void> {
@@ -38,6 +38,8 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
     t.equal((await nextMessage(ws)).isBinary, true)
     await api.send(id, Buffer.from('as text'), { binary: false })
     t.equal((await nextMessage(ws)).isBinary, false)
+    await api.send(id, Buffer.alloc(70_000, 1))
+    t.equal((await nextMessage(ws)).data.length, 70_000, 'a message over 64 KiB (a 64-bit length)')
     ws.send('still relayed')
     t.equal((await nextMessage(ws)).data.toString(), 'still relayed', 'the relay goes on around the pushes')
 
@@ -49,7 +51,18 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
     await until(async () => (await api.get(id)) === undefined, 'the registry to forget the connection')
     await t.rejects(api.send(id, 'late'), { code: 'FST_WS_GATEWAY_CONNECTION_GONE', statusCode: 410 })
     await t.rejects(api.close(id), { code: 'FST_WS_GATEWAY_CONNECTION_GONE', statusCode: 410 })
-    t.equal(gateway.app.wsGateway.stats().registry.pushed, 4)
+    t.equal(gateway.app.wsGateway.stats().registry.pushed, 5)
+  })
+
+  t.test(`${engine} engine: a connection that is closing takes no more messages`, async (t) => {
+    const { gateway } = await startPair(t, { engine })
+    const api = gateway.app.wsGateway
+    const { ws, id } = await connectWithId(gateway.url, authHeaders({ authorization: `Bearer ${sign({ sub: undefined })}` }))
+    t.equal((await api.get(id))?.sub, undefined, 'a token without sub')
+    const closed = closeOf(ws)
+    await api.close(id, 1000)
+    await t.rejects(api.send(id, 'too late'), { code: 'FST_WS_GATEWAY_CONNECTION_GONE' })
+    t.equal((await closed).code, 1000)
   })
 
   t.test(`${engine} engine: a pushed message never lands inside a fragmented backend message`, async (t) => {
@@ -155,7 +168,7 @@ t.test('bad input to the API is refused with a coded error, and nothing is sent'
   await t.rejects(api.send(id, Buffer.from([0xff, 0xfe]), { binary: false }), /valid UTF-8/)
   await t.rejects(api.broadcast('x', { path: 3 } as never), { code: 'FST_WS_GATEWAY_INVALID_QUERY' })
   await t.rejects(api.sendToUser('', 'x'), { code: 'FST_WS_GATEWAY_INVALID_QUERY' })
-  for (const unknown of ['nope', 'a.b', `${id}x`, 42 as never]) {
+  for (const unknown of ['nope', 'a.b', `${id}x`, `no de.${'x'.repeat(16)}`, 42 as never]) {
     await t.rejects(api.send(unknown, 'x'), { code: 'FST_WS_GATEWAY_CONNECTION_GONE' }, `send(${String(unknown)})`)
     t.equal(await api.get(unknown), undefined)
   }
@@ -204,4 +217,17 @@ t.test('two gateway paths in one app share one API; broadcast can pick a path', 
   t.equal(String((await got)[0]), 'only second')
   t.same(await gateway.app.wsGateway.broadcast('everyone'), { connections: 2 })
   t.equal(String((await once(first.ws, 'message'))[0]), 'everyone')
+})
+
+t.test('a fan-out skips (and counts) a target that cannot take the message, and reaches the rest', async (t) => {
+  const backend = await startBackend(t)
+  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET }, heartbeatInterval: 0 }, {}, async (app) => {
+    await app.register(wsGateway, { path: '/small', maxPayload: 10, backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET }, heartbeatInterval: 0 })
+  })
+  const large = await connectWithId(gateway.url)
+  await connectWithId(gateway.url.replace('/ws', '/small'))
+  const got = once(large.ws, 'message')
+  t.same(await gateway.app.wsGateway.broadcast('more than ten bytes'), { connections: 2 }, 'addressed to both')
+  t.equal(String((await got)[0]), 'more than ten bytes')
+  t.match(gateway.app.wsGateway.stats().registry, { pushed: 1, skipped: 1 })
 })

@@ -20,6 +20,18 @@ declare namespace wsGateway {
   export type WsGatewayDecorator = entry.WsGatewayDecorator
   export type Traffic = entry.Traffic
   export type TokenClaims = entry.TokenClaims
+  export type BroadcastOptions = entry.BroadcastOptions
+  export type ClusterStats = entry.ClusterStats
+  export type ConnectionApi = entry.ConnectionApi
+  export type ConnectionId = entry.ConnectionId
+  export type ConnectionInfo = entry.ConnectionInfo
+  export type ConnectionPage = entry.ConnectionPage
+  export type FanOut = entry.FanOut
+  export type ListQuery = entry.ListQuery
+  export type SendOptions = entry.SendOptions
+  export type ApiStats = entry.ApiStats
+  export type ClusterOptions = entry.ClusterOptions
+  export type ManagementApiOptions = entry.ManagementApiOptions
 
   export const errors: typeof entry.errors
   export const CloseCode: typeof entry.CloseCode

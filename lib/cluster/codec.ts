@@ -58,7 +58,7 @@ export function parseEntry (raw: Buffer[]): { target: Target, action: Outgoing |
   const target: Target = id !== undefined ? { id } : { sub: text('sub'), path: text('path'), backendId: text('backendId') }
   const code = text('code')
   const action = code !== undefined
-    ? { code: Number(code), reason: text('reason') ?? '' }
-    : { data: fields.get('data') ?? Buffer.alloc(0), binary: text('bin') === '1' }
+    ? { code: Number(code), reason: text('reason') as string }
+    : { data: fields.get('data') as Buffer, binary: text('bin') === '1' }
   return { target, action }
 }

@@ -39,23 +39,26 @@ return count`
 
 /**
  * Registers a connection on its node, once (registering it again only refreshes its hash, so a
- * sync racing the connection's own registration counts it once). KEYS: conn, conns, counts.
- * ARGV: id, number of counts fields, those fields, then the hash's field/value pairs.
+ * sync racing the connection's own registration counts it once). The counts fields it adds to
+ * are kept in the hash (`counts`, newline-separated) for the unregister to take back.
+ * KEYS: conn, conns, counts. ARGV: id, the counts fields (newline-separated), then the hash's
+ * field/value pairs.
  */
-const REGISTER = `local n = tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], unpack(ARGV, 3 + n))
+const REGISTER = `redis.call('HSET', KEYS[1], 'counts', ARGV[2], unpack(ARGV, 3))
 if redis.call('SADD', KEYS[2], ARGV[1]) == 0 then return 0 end
-for i = 3, 2 + n do redis.call('HINCRBY', KEYS[3], ARGV[i], 1) end
+for field in string.gmatch(ARGV[2], '[^\\n]+') do redis.call('HINCRBY', KEYS[3], field, 1) end
 return 1`
 
 /**
  * Removes a connection from its node, once (a second call, or one after a sweep, changes
- * nothing). KEYS: conn, conns, counts. ARGV: id, then the counts fields.
+ * nothing). KEYS: conn, conns, counts. ARGV: id.
  */
-const UNREGISTER = `if redis.call('DEL', KEYS[1]) == 0 then return 0 end
+const UNREGISTER = `local fields = redis.call('HGET', KEYS[1], 'counts')
+if not fields then return 0 end
+redis.call('DEL', KEYS[1])
 redis.call('SREM', KEYS[2], ARGV[1])
-for i = 2, #ARGV do
-  if redis.call('HINCRBY', KEYS[3], ARGV[i], -1) <= 0 then redis.call('HDEL', KEYS[3], ARGV[i]) end
+for field in string.gmatch(fields, '[^\\n]+') do
+  if redis.call('HINCRBY', KEYS[3], field, -1) <= 0 then redis.call('HDEL', KEYS[3], field) end
 end
 return 1`
 

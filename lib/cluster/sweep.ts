@@ -1,11 +1,12 @@
 import type { ChainableCommander, Redis } from 'ioredis'
-import { countFields, type Keys } from './keys'
+import type { Keys } from './keys'
 import type { RegistryScripts } from './scripts'
 
 /** Runs a pipeline or transaction and fails on the first command that failed (ioredis resolves them). */
 export async function execAll (batch: ChainableCommander): Promise<unknown[]> {
-  const results = await batch.exec()
-  return (results ?? []).map(([err, value]) => {
+  // Only a transaction that a WATCH aborted resolves null; these are pipelines.
+  const results = await batch.exec() as Array<[Error | null, unknown]>
+  return results.map(([err, value]) => {
     if (err !== null) throw err
     return value
   })
@@ -23,14 +24,13 @@ export async function removeConnections (redis: Redis & RegistryScripts, keys: K
   for (let at = 0; at < ids.length; at += BATCH) {
     const chunk = ids.slice(at, at + BATCH)
     const lookup = redis.pipeline()
-    for (const id of chunk) lookup.hmget(keys.conn(node, id), 'sub', 'path', 'backendId')
-    const facts = await execAll(lookup) as Array<[string | null, string | null, string | null]>
+    for (const id of chunk) lookup.hget(keys.conn(node, id), 'sub')
+    const subs = await execAll(lookup) as Array<string | null>
     const removal = redis.pipeline()
     for (const [i, id] of chunk.entries()) {
-      const [sub, path, backendId] = facts[i]
-      ;(removal as unknown as RegistryScripts).wsgUnregister(keys.conn(node, id), keys.conns(node), keys.counts(node),
-        id, ...(path === null ? [] : countFields(path, backendId ?? undefined)))
+      ;(removal as unknown as RegistryScripts).wsgUnregister(keys.conn(node, id), keys.conns(node), keys.counts(node), id)
       removal.srem(keys.conns(node), id).zrem(keys.all, id)
+      const sub = subs[i]
       if (sub !== null) removal.zrem(keys.user(sub), id)
     }
     await execAll(removal)

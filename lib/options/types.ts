@@ -113,7 +113,7 @@ export interface WsGatewayOptions {
    */
   cluster?: ClusterOptions
   /** The opt-in REST surface over the connection registry (`/@connections`). Default: off. */
-  managementApi?: ManagementApiOptions
+  managementApi?: ManagementApiOptions | false
 }
 
 /** A token bucket per connection on the client's messages; a second's worth may come in a burst. */

@@ -1,0 +1,91 @@
+import t from 'tap'
+import Fastify from 'fastify'
+import { Redis } from 'ioredis'
+import wsGateway from '../lib/index'
+import { validateOptions } from '../lib/options/validate'
+import { BACKEND_ID, SECRET, connectWithId, headersFor, startBackend, startGateway } from './helpers'
+import { startRedis } from './redis-server'
+
+const valid = { backends: { A: 'ws://127.0.0.1:1' }, jwt: { secret: 's' } }
+
+t.test('cluster and managementApi options are checked, with the option\'s path in the message', async (t) => {
+  const redis = 'redis://127.0.0.1:1'
+  const cases: Array<[unknown, RegExp]> = [
+    [{ cluster: 'redis://x' }, /cluster must be an object/],
+    [{ cluster: { redis, typo: 1 } }, /unknown option "cluster.typo"/],
+    [{ cluster: {} }, /cluster.redis must be a Redis URL, ioredis options or an ioredis instance/],
+    [{ cluster: { redis: 42 } }, /cluster.redis must be/],
+    [{ cluster: { redis: 'http://127.0.0.1' } }, /cluster.redis must be a redis: or rediss: URL/],
+    [{ cluster: { redis, prefix: 'has space' } }, /cluster.prefix must match/],
+    [{ cluster: { redis, prefix: 7 } }, /cluster.prefix must match/],
+    [{ cluster: { redis, nodeId: 'a.b' } }, /cluster.nodeId must match/],
+    [{ cluster: { redis, nodeId: 5 } }, /cluster.nodeId must match/],
+    [{ cluster: { redis, nodeTtl: 999 } }, /cluster.nodeTtl must be an integer >= 1000/],
+    [{ cluster: { redis, commandTimeout: 9 } }, /cluster.commandTimeout must be an integer >= 10/],
+    [{ managementApi: true }, /managementApi must be an object with an authorize function/],
+    [{ managementApi: {} }, /managementApi.authorize is required/],
+    [{ managementApi: { authorize: 'yes' } }, /managementApi.authorize must be a function/],
+    [{ managementApi: { authorize: () => true, extra: 1 } }, /unknown option "managementApi.extra"/],
+    [{ managementApi: { authorize: () => true, prefix: 'admin' } }, /managementApi.prefix must be a path/],
+    [{ managementApi: { authorize: () => true, prefix: '/admin/' } }, /managementApi.prefix must be a path/]
+  ]
+  for (const [extra, message] of cases) {
+    t.throws(() => validateOptions({ ...valid, ...extra as object }), { code: 'FST_WS_GATEWAY_INVALID_OPTION', message }, JSON.stringify(extra))
+  }
+  t.match(validateOptions({ ...valid, cluster: { redis: { host: '127.0.0.1' } } }).cluster, { prefix: 'wsg', nodeTtl: 10000, commandTimeout: 1000 })
+  t.equal(validateOptions({ ...valid, managementApi: false }).managementApi, undefined)
+  t.equal(validateOptions({ ...valid, managementApi: { authorize: () => true } }).managementApi?.prefix, '/@connections')
+})
+
+t.test('only the app\'s first gateway registration may set cluster', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  app.register(wsGateway, valid)
+  app.register(wsGateway, { ...valid, path: '/two', cluster: { redis: 'redis://127.0.0.1:1' } })
+  await t.rejects(async () => await app.ready(), /cluster must be set on the app's first gateway registration only/)
+})
+
+t.test('an ioredis instance of the app\'s is used and left open; ioredis options work too', async (t) => {
+  const redis = await startRedis(t)
+  const appRedis = new Redis(redis.url)
+  t.teardown(() => appRedis.disconnect())
+  const backend = await startBackend(t)
+  const common = { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET }, heartbeatInterval: 0 }
+  const a = await startGateway(t, { ...common, cluster: { redis: appRedis, nodeId: 'with-instance' } })
+  const b = await startGateway(t, { ...common, cluster: { redis: { host: '127.0.0.1', port: redis.port }, nodeId: 'with-options', prefix: 'wsg' } })
+  const { ws, id } = await connectWithId(b.url, headersFor('dora', { 'user-agent': 'agent/1' }))
+  const got = new Promise((resolve) => ws.once('message', (data) => resolve(String(data))))
+  for (let i = 0; i < 100 && await a.app.wsGateway.get(id) === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.match(await a.app.wsGateway.get(id), { node: 'with-options', userAgent: 'agent/1' })
+  t.same(await a.app.wsGateway.broadcast('filtered', { path: '/ws', backendId: BACKEND_ID }), { connections: 1 })
+  t.equal(await got, 'filtered')
+  t.same(await a.app.wsGateway.broadcast('nobody', { backendId: 'Other' }), { connections: 0 })
+  await a.app.close()
+  t.equal(await appRedis.ping(), 'PONG', 'the app\'s client is still open after the gateway closed')
+})
+
+t.test('a node started again under the same id does not replay what was left in its inbox', async (t) => {
+  const redis = await startRedis(t)
+  // What an earlier run of node-z never read: a broadcast to all its connections.
+  await redis.admin.xadd('wsg:{node-z}:inbox', '*', 'data', 'stale', 'bin', '0')
+  const backend = await startBackend(t)
+  const gateway = await startGateway(t, {
+    backends: { [BACKEND_ID]: backend.url },
+    jwt: { secret: SECRET },
+    heartbeatInterval: 0,
+    cluster: { redis: redis.url, nodeId: 'node-z' }
+  })
+  const other = await startGateway(t, {
+    backends: { [BACKEND_ID]: backend.url },
+    jwt: { secret: SECRET },
+    heartbeatInterval: 0,
+    cluster: { redis: redis.url, nodeId: 'node-y' }
+  })
+  const { ws, id } = await connectWithId(gateway.url)
+  const got: string[] = []
+  ws.on('message', (data) => got.push(String(data)))
+  for (let i = 0; i < 100 && await other.app.wsGateway.get(id) === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  await other.app.wsGateway.send(id, 'fresh')
+  for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(got, ['fresh'])
+})
