@@ -60,6 +60,7 @@ t.test('an ioredis instance of the app\'s is used and left open; ioredis options
   t.same(await a.app.wsGateway.broadcast('filtered', { path: '/ws', backendId: BACKEND_ID }), { connections: 1 })
   t.equal(await got, 'filtered')
   t.same(await a.app.wsGateway.broadcast('nobody', { backendId: 'Other' }), { connections: 0 })
+  t.same(await a.app.wsGateway.broadcast('nobody either', { path: '/elsewhere' }), { connections: 0 })
   await a.app.close()
   t.equal(await appRedis.ping(), 'PONG', 'the app\'s client is still open after the gateway closed')
 })
@@ -88,4 +89,24 @@ t.test('a node started again under the same id does not replay what was left in 
   await other.app.wsGateway.send(id, 'fresh')
   for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
   t.same(got, ['fresh'])
+})
+
+t.test('an inbox entry for a connection that closed meanwhile is skipped and counted', async (t) => {
+  const redis = await startRedis(t)
+  const backend = await startBackend(t)
+  const gateway = await startGateway(t, {
+    backends: { [BACKEND_ID]: backend.url },
+    jwt: { secret: SECRET },
+    heartbeatInterval: 0,
+    cluster: { redis: redis.url, nodeId: 'node-w' }
+  })
+  const { ws } = await connectWithId(gateway.url, headersFor('erin'))
+  const got: string[] = []
+  ws.on('message', (data) => got.push(String(data)))
+  await redis.admin.xadd('wsg:{node-w}:inbox', '*', 'id', `node-w.${'g'.repeat(16)}`, 'data', 'to the gone', 'bin', '0')
+  await redis.admin.xadd('wsg:{node-w}:inbox', '*', 'path', '/ws', 'data', 'to the path', 'bin', '1')
+  for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.same(got, ['to the path'])
+  t.match(gateway.app.wsGateway.stats().registry, { pushed: 1, skipped: 1 })
+  t.same(await gateway.app.wsGateway.sendToUser('erin', Buffer.from('binary'), { binary: true }), { connections: 1 })
 })

@@ -23,11 +23,12 @@ export class RedisLinks {
   private readonly onError: (err: Error) => void
 
   constructor (private readonly cluster: ResolvedCluster, log: FastifyBaseLogger) {
-    const { redis, commandTimeout } = cluster
+    // `commandTimeout` is enforced by `run` for every client alike, ours or the app's.
+    const { redis } = cluster
     this.ownsCommand = !isRedisClient(redis)
     const command = isRedisClient(redis)
       ? redis
-      : typeof redis === 'string' ? new Redis(redis, { ...FAIL_FAST, commandTimeout }) : new Redis({ ...redis, ...FAIL_FAST, commandTimeout })
+      : typeof redis === 'string' ? new Redis(redis, FAIL_FAST) : new Redis({ ...redis, ...FAIL_FAST })
     this.command = withScripts(command)
     // The inbox read blocks for up to a second: no command timeout, and it waits out outages itself.
     this.reader = command.duplicate({ ...FAIL_FAST, commandTimeout: undefined, lazyConnect: false })

@@ -43,7 +43,7 @@ export function managementRoutes (api: ConnectionApi, settings: ResolvedManageme
     scope.setErrorHandler(async (error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
       // Coded errors (ours, Fastify's) say what the caller did or what is down; nothing else is shown.
       const coded = error.code?.startsWith('FST_') === true
-      const status = coded ? error.statusCode ?? 500 : 500
+      const status = coded ? error.statusCode as number : 500
       if (status === 503 || status === 429) reply.header('retry-after', String(retryAfter))
       if (status >= 500) request.log.warn({ err: error }, 'ws gateway management request failed')
       reply.code(status)

@@ -116,12 +116,13 @@ export class Connections implements ConnectionApi {
    * buffered without bound.
    */
   apply (member: Member | undefined, action: Outgoing | OutgoingClose): void {
+    // Gone since it was addressed (an inbox entry for a connection that closed meanwhile).
+    if (member === undefined) {
+      this.stats.skipped++
+      return
+    }
+    if ('code' in action) return member.close(action)
     try {
-      if ('code' in action) {
-        if (member === undefined) throw new ConnectionGoneError()
-        member.close(action)
-        return
-      }
       deliver(member, action)
       this.stats.pushed++
     } catch {
