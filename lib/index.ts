@@ -9,11 +9,14 @@ import type { WsGatewayOptions } from './options/types'
 import { registriesOf } from './registry/decorator'
 import { Registry } from './registry/registry'
 
-export type { BackendConfig, BackendOption, BackendTlsOptions, UpstreamHeaders, WsGatewayOptions } from './options/types'
+export type {
+  BackendConfig, BackendOption, BackendTlsOptions, IdentityHeadersOption, JwksJwtOptions, JwksOptions, UpstreamHeaders, WsGatewayOptions
+} from './options/types'
 export type { GatewayStats, WsGatewayStats } from './registry/registry'
 export type { WsGatewayDecorator } from './registry/decorator'
 export type { Traffic } from './relay/types'
-export type { TokenClaims } from './handshake/auth/token'
+export type { TokenClaims } from './options/types'
+export { DEFAULT_DROP_HEADERS } from './options/defaults'
 export * as errors from './errors'
 export { CloseCode } from './relay/close-codes'
 
@@ -30,8 +33,8 @@ const plugin: FastifyPluginAsync<WsGatewayOptions> = async function wsGateway (f
   // The route, the gateway's @fastify/jwt and its cookie parsing live in a context of their own.
   await fastify.register(async (scope) => {
     if (opts.tokenCookie !== undefined && !scope.hasRequestDecorator('cookies')) await scope.register(fastifyCookie)
-    const verify = await tokenVerifier(scope, opts, namespace)
-    addGatewayRoute(scope, { opts, registry, verify })
+    const verifier = await tokenVerifier(scope, opts, namespace)
+    addGatewayRoute(scope, { opts, registry, verifier })
   })
 }
 

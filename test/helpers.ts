@@ -2,6 +2,7 @@ import { createHmac, createSign, randomBytes, type KeyObject } from 'node:crypto
 import { once } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket, { WebSocketServer, type ServerOptions } from 'ws'
 import wsGateway, { type WsGatewayOptions } from '../lib/index'
@@ -168,4 +169,11 @@ export async function closeOf (ws: WebSocket): Promise<{ code: number, reason: s
   if (ws.readyState === WebSocket.CLOSED) throw new Error('socket already closed')
   const [code, reason] = await once(ws, 'close') as [number, Buffer]
   return { code, reason: reason.toString() }
+}
+
+/** A Fastify `logger` option that keeps every line it writes (JSON text), for tests that read the logs. */
+export function captureLogs (level = 'info'): { logger: { stream: Writable, level: string }, lines: string[] } {
+  const lines: string[] = []
+  const stream = new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } })
+  return { logger: { stream, level }, lines }
 }
