@@ -7,7 +7,7 @@ import type { JwksJwtOptions } from '../../options/types'
 import { keyAlgorithms } from './algorithms'
 import type { TokenVerifier } from './token'
 
-/* get-jwks (verified against 11.0) answers these codes when the JWKS was fetched but has no such key. */
+/* get-jwks (verified against 11.0.3) answers these codes when the JWKS was fetched but has no such key. */
 const NOT_IN_THE_SET = new Set(['JWK_NOT_FOUND', 'NO_JWKS'])
 
 /**
@@ -81,15 +81,29 @@ export function jwksVerifier (jwt: JwksJwtOptions, clockToleranceSeconds: number
 
   async function keyFor (domain: string, alg: string, kid: string): Promise<JWK> {
     const cacheKey = jwks.generateCacheKey(alg, kid, domain)
-    // get() moves an expired entry to the stale cache, which get-jwks falls back on if a fetch fails.
-    const seen = jwks.cache.get(cacheKey) !== undefined || jwks.staleCache.get(cacheKey) !== undefined
+    // get-jwks keeps an expired or evicted key in its stale cache and falls back on it whenever a
+    // fetch fails — also when the fetched set no longer has the key, so a removed key would live on
+    // (each fallback stores it again). The gateway takes that copy out and decides itself: only a
+    // JWKS that cannot be fetched falls back on it. get() moves an expired entry to the stale cache.
+    const cached = jwks.cache.get(cacheKey)
+    const stale = jwks.staleCache.get(cacheKey) as Promise<JWK> | undefined
+    jwks.staleCache.delete(cacheKey)
+    const seen = cached !== undefined || stale !== undefined
     if (!seen && (cooldowns.get(domain) ?? 0) > Date.now()) throw new InvalidTokenError('unknown key')
     try {
       return await within(jwks.getJwk({ domain, alg, kid }), timeout)
     } catch (err) {
-      if (!NOT_IN_THE_SET.has(String((err as { code?: unknown }).code))) throw new KeysUnavailableError({ cause: err })
-      if (!seen) cooldowns.set(domain, Date.now() + cooldown)
-      throw new InvalidTokenError('unknown key')
+      // A failed fetch leaves its failure in the stale cache (get-jwks deletes the entry, which
+      // moves it there): clear it, so only copies of keys that were once fetched stay.
+      jwks.staleCache.delete(cacheKey)
+      if (NOT_IN_THE_SET.has(String((err as { code?: unknown }).code))) {
+        if (!seen) cooldowns.set(domain, Date.now() + cooldown)
+        throw new InvalidTokenError('unknown key')
+      }
+      const copy = await stale?.catch(() => undefined)
+      if (copy === undefined) throw new KeysUnavailableError({ cause: err })
+      jwks.staleCache.set(cacheKey, stale as unknown as JWK)
+      return copy
     }
   }
 
