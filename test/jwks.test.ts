@@ -17,6 +17,7 @@ const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 })
 const rsaPss = generateKeyPairSync('rsa', { modulusLength: 2048 })
 const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' })
 const ed = generateKeyPairSync('ed25519')
+const k1 = generateKeyPairSync('ec', { namedCurve: 'secp256k1' })
 
 /** The public JWK of a key pair, as an identity provider publishes it. */
 function jwk (pair: KeyPairKeyObjectResult, kid: string, alg?: string): Record<string, unknown> {
@@ -147,7 +148,7 @@ t.test('algorithms stay pinned to each key: never none, never HS, never another 
   const jwks = await startJwks(t)
   const secret = randomBytes(32)
   jwks.keys = [
-    jwk(rsa, 'rsa'), jwk(rsaPss, 'pss', 'PS256'), jwk(ec, 'ec'), jwk(ed, 'ed'),
+    jwk(rsa, 'rsa'), jwk(rsaPss, 'pss', 'PS256'), jwk(ec, 'ec'), jwk(ec, 'ec-declared', 'ES256'), jwk(ed, 'ed'), jwk(k1, 'secp256k1'),
     { kty: 'oct', k: secret.toString('base64url'), kid: 'oct' }
   ]
   const gateway = await startJwksGateway(t, { url: `${jwks.url}/certs` }, { jwt: { jwks: { url: `${jwks.url}/certs` }, verify: { allowedAud: 'gateway' } } })
@@ -156,6 +157,7 @@ t.test('algorithms stay pinned to each key: never none, never HS, never another 
     ['RS256', signed(rsa, 'RS256', 'rsa', aud)],
     ['PS256 on a key declared PS256', signed(rsaPss, 'PS256', 'pss', aud)],
     ['ES256', signed(ec, 'ES256', 'ec', aud)],
+    ['ES256 on a key declared ES256', signed(ec, 'ES256', 'ec-declared', aud)],
     ['EdDSA', signed(ed, 'EdDSA', 'ed', aud)]
   ]) t.equal((await answer(gateway.port, token)).status, 101, name)
 
@@ -166,6 +168,7 @@ t.test('algorithms stay pinned to each key: never none, never HS, never another 
     ['HS256 against a symmetric key in the set', createSigner({ key: secret, algorithm: 'HS256', kid: 'oct' })(aud), 'algorithm not allowed'],
     ['RS256 naming a symmetric key', signed(rsa, 'RS256', 'oct', aud), 'algorithm not allowed'],
     ['RS256 naming the EC key', signed(rsa, 'RS256', 'ec', aud), 'algorithm not allowed'],
+    ['a key of a curve no JWT algorithm here uses (secp256k1)', signed(ec, 'ES256', 'secp256k1', aud), 'algorithm not allowed'],
     ['PS256 on an RSA key without a declared alg', signed(rsa, 'PS256', 'rsa', aud), 'algorithm not allowed'],
     ['RS256 on a key declared PS256', signed(rsaPss, 'RS256', 'pss', aud), 'unknown key'],
     ['wrong audience', signed(rsa, 'RS256', 'rsa', { aud: 'other' }), 'claims rejected'],

@@ -66,8 +66,9 @@ export function resolveJwks (jwt: JwksJwtOptions): ResolvedJwks {
     fail(`jwt.verify.algorithms must list some of ${JWKS_ALGORITHMS.join(', ')} with jwt.jwks`)
   }
   try {
-    // fast-jwt checks its own options when a verifier is made; made here, a bad one fails registration.
-    createVerifier({ ...rest, key: async () => '' })
+    // fast-jwt checks its own options when a verifier is made; made here (with a throw-away
+    // secret, since the real keys come later), a bad one fails registration.
+    createVerifier({ ...rest, key: 'options-check', algorithms: ['HS256'] })
   } catch (err) {
     fail(`jwt.verify: ${(err as Error).message}`)
   }

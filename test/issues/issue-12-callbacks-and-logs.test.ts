@@ -75,7 +75,9 @@ t.test('tokenQuery: a percent-encoded parameter name is redacted too; the token 
   // An invalid token must not show either (its refusal is logged too).
   const refused = `${sign({ sub: 'd' }, { key: 'another-secret' })}`
   t.equal((await handshake(gateway.port, { id: BACKEND_ID }, `/ws?access%5Ftoken=${refused}`)).status, 401)
-  t.equal(backend.requests.length, 3, 'each encoded name authenticated')
+  const plain = await connect(gateway.url, { id: BACKEND_ID, authorization: `Bearer ${sign()}` })
+  plain.close()
+  t.equal(backend.requests.length, 4, 'each encoded name authenticated (and a URL without a query still works)')
   t.equal(backend.requests[0].url, '/?x=1', 'and was not forwarded')
   const log = lines.join('\n')
   for (const token of [...tokens, refused]) {

@@ -125,6 +125,7 @@ t.test('dropHeaders and identityHeaders are validated at registration', async (t
     [{ dropHeaders: 'x-a' as never }, /dropHeaders must be an array of header names or a function/],
     [{ dropHeaders: ['bad name'] }, /dropHeaders must give header names or prefixes ending in "\*"/],
     [{ dropHeaders: [''] }, /dropHeaders must give header names/],
+    [{ dropHeaders: [1 as never] }, /dropHeaders must give header names/],
     [{ dropHeaders: () => 'x-a' as never }, /dropHeaders must give header names/],
     [{ identityHeaders: 1 as never }, /identityHeaders must be an object of claim → header name, or a function/],
     [{ identityHeaders: { sub: 'bad name' } }, /identityHeaders.sub must be a header name/]
