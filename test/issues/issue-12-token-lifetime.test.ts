@@ -1,5 +1,6 @@
 import t, { type Test } from 'tap'
 import fastifyJwt from '@fastify/jwt'
+import WebSocket from 'ws'
 import { callAt } from '../../lib/handshake/auth/expiry'
 import { BACKEND_ID, SECRET, closeOf, connect, handshake, nextMessage, sign, startBackend, startGateway, startPair } from '../helpers'
 
@@ -15,6 +16,8 @@ async function expiredWithinTolerance (t: Test, url: string, ago: number, tolera
   const ws = await connect(url, { id: BACKEND_ID, authorization: `Bearer ${sign({ exp })}` })
   const closed = closeOf(ws)
   await new Promise((resolve) => setTimeout(resolve, 500))
+  t.equal(ws.readyState, WebSocket.OPEN, 'still open half a second after the handshake accepted it')
+  if (ws.readyState !== WebSocket.OPEN) return
   ws.send('still here')
   t.equal((await nextMessage(ws)).data.toString(), 'still here', 'open and relaying after the handshake accepted it')
   t.same(await closed, { code: 1008, reason: 'token expired' })
