@@ -38,6 +38,16 @@ export function sign (claims: Record<string, unknown> = {}, { alg = 'HS256', key
   return `${data}.${base64url(signature)}`
 }
 
+/** One JSON log line. */
+export interface LogLine { msg: string, level: number, [key: string]: unknown }
+
+/** A Fastify `logger` option that keeps every line in `lines`, for tests that assert what is logged. */
+export function captureLogs (level = 'info'): { lines: LogLine[], logger: { stream: Writable, level: string } } {
+  const lines: LogLine[] = []
+  const stream = new Writable({ write (chunk, _enc, done) { lines.push(JSON.parse(chunk.toString())); done() } })
+  return { lines, logger: { stream, level } }
+}
+
 export interface Backend {
   url: string
   wss: WebSocketServer
@@ -169,11 +179,4 @@ export async function closeOf (ws: WebSocket): Promise<{ code: number, reason: s
   if (ws.readyState === WebSocket.CLOSED) throw new Error('socket already closed')
   const [code, reason] = await once(ws, 'close') as [number, Buffer]
   return { code, reason: reason.toString() }
-}
-
-/** A Fastify `logger` option that keeps every line it writes (JSON text), for tests that read the logs. */
-export function captureLogs (level = 'info'): { logger: { stream: Writable, level: string }, lines: string[] } {
-  const lines: string[] = []
-  const stream = new Writable({ write (chunk, _enc, done) { lines.push(chunk.toString()); done() } })
-  return { logger: { stream, level }, lines }
 }

@@ -32,10 +32,10 @@ t.test('rewriteRequestHeaders that throws or returns what Node cannot send: a lo
     t.equal(res.body.message, 'An application callback failed', mode)
   }
   t.equal(backend.requests.length, 0, 'the backend is never contacted')
-  const failures = lines.map((line) => JSON.parse(line)).filter((line) => line.msg === 'ws gateway rewriteRequestHeaders failed')
+  const failures = lines.filter((line) => line.msg === 'ws gateway rewriteRequestHeaders failed')
   t.equal(failures.length, Object.keys(outputs).length, 'each failure is logged')
   t.equal(failures[0].level, 50, 'at error level')
-  t.match(failures[0].err.message, /secret-service/, 'the cause is in the log, for the operator')
+  t.match(failures[0].err, { message: /secret-service/ }, 'the cause is in the log, for the operator')
   const ok = await connect(gateway.url, authHeaders({ 'x-mode': 'ok' }))
   t.equal(backend.requests[0].headers['x-list'], 'a, b', 'string arrays are sent')
   ok.close()
@@ -79,7 +79,7 @@ t.test('tokenQuery: a percent-encoded parameter name is redacted too; the token 
   plain.close()
   t.equal(backend.requests.length, 4, 'each encoded name authenticated (and a URL without a query still works)')
   t.equal(backend.requests[0].url, '/?x=1', 'and was not forwarded')
-  const log = lines.join('\n')
+  const log = lines.map((line) => JSON.stringify(line)).join('\n')
   for (const token of [...tokens, refused]) {
     t.notOk(log.includes(token), 'no token in any log line')
     t.notOk(log.includes(token.split('.')[1]), 'not even its payload')
