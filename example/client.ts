@@ -148,8 +148,8 @@ export async function expectRefusal (what: string, status: number, backendId: st
 
 /**
  * The client's whole story: each of `backendIds` in turn, then the refusals — a token signed with
- * another secret (401), an ID the gateway does not know (404), a backend the token does not list
- * (403).
+ * another secret (401), an ID the token lists but the gateway does not know (404; an ID the token
+ * does not list is 403 whether or not it exists), a backend the token does not list (403).
  */
 export async function runClient (options: ClientOptions, backendIds: readonly string[] = BACKEND_IDS): Promise<{ exchanges: Exchange[], refusals: Refusal[] }> {
   const { write } = options
@@ -161,7 +161,7 @@ export async function runClient (options: ClientOptions, backendIds: readonly st
   write('\nrefused, as they should be\n')
   const refusals = [
     await expectRefusal('token signed with another secret', 401, 'Backend_ABC', signToken(randomSecret(), { sub: 'demo-user', backends: BACKEND_IDS }), options),
-    await expectRefusal('unknown backend ID Backend_NOPE', 404, 'Backend_NOPE', token, options),
+    await expectRefusal('unknown backend ID Backend_NOPE', 404, 'Backend_NOPE', signToken(options.secret, { sub: 'demo-user', backends: [...BACKEND_IDS, 'Backend_NOPE'] }), options),
     await expectRefusal('token without Backend_XYZ in its backends claim', 403, 'Backend_XYZ', signToken(options.secret, { sub: 'guest', backends: ['Backend_ABC'] }), options)
   ]
   return { exchanges, refusals }

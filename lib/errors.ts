@@ -30,6 +30,9 @@ export const ConflictingTokensError = createError('FST_WS_GATEWAY_CONFLICTING_TO
 /** The token is past its `exp` (beyond the clock tolerance). */
 export const TokenExpiredError = createError('FST_WS_GATEWAY_TOKEN_EXPIRED', 'Token expired', 401)
 
+/** The JWKS holding the token's key could not be fetched (down, slow, or not a JWKS) and no cached copy exists. */
+export const KeysUnavailableError = createError('FST_WS_GATEWAY_KEYS_UNAVAILABLE', 'The token signing keys could not be fetched', 503)
+
 /** The backend ID header is missing. */
 export const NoBackendIdError = createError('FST_WS_GATEWAY_NO_BACKEND_ID', 'Missing backend ID header "%s"', 400)
 
@@ -44,6 +47,13 @@ export const ForbiddenError = createError('FST_WS_GATEWAY_FORBIDDEN', 'Access to
 
 /** `authorize()` threw or rejected; the cause is logged, not sent. */
 export const AuthorizeFailedError = createError('FST_WS_GATEWAY_AUTHORIZE_FAILED', 'The access check failed', 500)
+
+/**
+ * One of the app's other callbacks (`rewriteRequestHeaders`, an `allowedOrigins` or
+ * `identityHeaders` function) threw, rejected or returned something unusable; the cause is
+ * logged, not sent.
+ */
+export const CallbackFailedError = createError('FST_WS_GATEWAY_CALLBACK_FAILED', 'An application callback failed', 500)
 
 /** The backend answered the handshake with a 4xx status; its status is passed through. */
 export const BackendRefusedError = createError('FST_WS_GATEWAY_BACKEND_REFUSED', 'The backend refused the connection with status %s', 400)

@@ -13,7 +13,9 @@ import type { ResolvedOptions } from './options/types'
 import { gatewayNode, type GatewayNode } from './registry/decorator'
 import { Registry } from './registry/registry'
 
-export type { BackendConfig, BackendOption, BackendTlsOptions, UpstreamHeaders, WsGatewayOptions } from './options/types'
+export type {
+  BackendConfig, BackendOption, BackendTlsOptions, IdentityHeadersOption, JwksJwtOptions, JwksOptions, UpstreamHeaders, WsGatewayOptions
+} from './options/types'
 export type { GatewayStats, WsGatewayStats } from './registry/registry'
 export type { WsGatewayDecorator } from './registry/decorator'
 export type {
@@ -22,7 +24,8 @@ export type {
 export type { ApiStats } from './registry/api'
 export type { ClusterOptions, ManagementApiOptions } from './options/types'
 export type { Traffic } from './relay/types'
-export type { TokenClaims } from './handshake/auth/token'
+export type { TokenClaims } from './options/types'
+export { DEFAULT_DROP_HEADERS } from './options/defaults'
 export * as errors from './errors'
 export { CloseCode } from './relay/close-codes'
 
@@ -39,8 +42,8 @@ const plugin: FastifyPluginAsync<WsGatewayOptions> = async function wsGateway (f
   // The route, the gateway's @fastify/jwt and its cookie parsing live in a context of their own.
   await fastify.register(async (scope) => {
     if (opts.tokenCookie !== undefined && !scope.hasRequestDecorator('cookies')) await scope.register(fastifyCookie)
-    const verify = await tokenVerifier(scope, opts, namespace)
-    addGatewayRoute(scope, { opts, registry, node, verify })
+    const verifier = await tokenVerifier(scope, opts, namespace)
+    addGatewayRoute(scope, { opts, registry, node, verifier })
   })
   if (opts.managementApi !== undefined) {
     await fastify.register(managementRoutes(node.connections, opts.managementApi, opts.retryAfter), { prefix: opts.managementApi.prefix })

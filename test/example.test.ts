@@ -163,7 +163,7 @@ t.test('a token must list the backend in its backends claim, and come from our i
 t.test('the client reports a refusal with an unexpected status, and an accepted connection that should not be', async (t) => {
   const { client } = await startAll(t)
   const token = signToken(client.secret, { sub: 'u', backends: BACKEND_IDS })
-  await t.rejects(expectRefusal('unknown ID', 401, 'Backend_NOPE', token, client), /expected 401, got 404/)
+  await t.rejects(expectRefusal('an ID the token does not list', 401, 'Backend_NOPE', token, client), /expected 401, got 403/)
   await t.rejects(expectRefusal('a good connection', 401, 'Backend_ABC', token, client), /the gateway accepted it/)
   await t.rejects(talkTo('Backend_ABC', token, { ...client, ca: (await createCertificate()).cert }), /self-signed certificate/, 'an untrusted certificate fails')
 })

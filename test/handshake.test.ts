@@ -143,7 +143,7 @@ t.test('the backend handshake carries the query, end-to-end headers and X-Forwar
   t.equal(req.headers['x-forwarded-for'], '127.0.0.1', 'client-sent X-Forwarded-For is overwritten')
   t.equal(req.headers['x-forwarded-proto'], 'http')
   t.equal(req.headers['x-forwarded-host'], `127.0.0.1:${gateway.port}`)
-  t.equal(req.headers.forwarded, undefined)
+  t.equal(req.headers.forwarded, `for=127.0.0.1;host="127.0.0.1:${gateway.port}";proto=http`, 'client-sent Forwarded is replaced')
   t.equal(req.headers['x-hop'], undefined, 'headers named in Connection are hop-by-hop')
   t.equal(req.headers['keep-alive'], undefined)
   t.equal(req.headers['x-backend-key'], 'k1')

@@ -2,6 +2,7 @@ import { createHmac, createSign, randomBytes, type KeyObject } from 'node:crypto
 import { once } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket, { WebSocketServer, type ServerOptions } from 'ws'
 import wsGateway, { type WsGatewayOptions } from '../lib/index'
@@ -35,6 +36,16 @@ export function sign (claims: Record<string, unknown> = {}, { alg = 'HS256', key
     ? createHmac(`sha${alg.slice(2)}`, key as string).update(data).digest()
     : createSign(`sha${alg.slice(2)}`).update(data).sign(key as KeyObject)
   return `${data}.${base64url(signature)}`
+}
+
+/** One JSON log line. */
+export interface LogLine { msg: string, level: number, [key: string]: unknown }
+
+/** A Fastify `logger` option that keeps every line in `lines`, for tests that assert what is logged. */
+export function captureLogs (level = 'info'): { lines: LogLine[], logger: { stream: Writable, level: string } } {
+  const lines: LogLine[] = []
+  const stream = new Writable({ write (chunk, _enc, done) { lines.push(JSON.parse(chunk.toString())); done() } })
+  return { lines, logger: { stream, level } }
 }
 
 export interface Backend {

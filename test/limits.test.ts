@@ -80,7 +80,7 @@ t.test('upgrades during the drain get 503 with Retry-After when Fastify lets the
 })
 
 t.test('a connection is closed 1008 when its token expires', async (t) => {
-  const { gateway, backend } = await startPair(t)
+  const { gateway, backend } = await startPair(t, { clockTolerance: 0 })
   const ws = await connect(gateway.url, { id: BACKEND_ID, authorization: `Bearer ${sign({}, { expiresIn: 1 })}` })
   const backendClosed = closeOf(backend.sockets[0])
   const started = Date.now()

@@ -14,6 +14,9 @@ declare namespace wsGateway {
   export type BackendOption = entry.BackendOption
   export type BackendTlsOptions = entry.BackendTlsOptions
   export type UpstreamHeaders = entry.UpstreamHeaders
+  export type IdentityHeadersOption = entry.IdentityHeadersOption
+  export type JwksOptions = entry.JwksOptions
+  export type JwksJwtOptions = entry.JwksJwtOptions
   export type WsGatewayOptions = entry.WsGatewayOptions
   export type GatewayStats = entry.GatewayStats
   export type WsGatewayStats = entry.WsGatewayStats
@@ -35,6 +38,7 @@ declare namespace wsGateway {
 
   export const errors: typeof entry.errors
   export const CloseCode: typeof entry.CloseCode
+  export const DEFAULT_DROP_HEADERS: typeof entry.DEFAULT_DROP_HEADERS
 
   export const wsGateway: WsGatewayPlugin
   export { wsGateway as default }

@@ -1,7 +1,8 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { WebSocket } from 'ws'
 import '@fastify/websocket'
-import { AuthorizeFailedError, ForbiddenError, OriginForbiddenError, ShuttingDownError } from '../errors'
+import { callApp } from '../callbacks'
+import { AuthorizeFailedError, ForbiddenError, KeysUnavailableError, OriginForbiddenError, ShuttingDownError } from '../errors'
 import type { ResolvedBackend, ResolvedOptions } from '../options/types'
 import type { GatewayNode } from '../registry/decorator'
 import { newConnectionId } from '../registry/ids'
@@ -11,7 +12,7 @@ import { startRelay } from '../relay/engine'
 import { openUpstream, type Upstream } from '../upstream/ws'
 import { findBackend } from '../upstream/resolve'
 import { closeAtExpiry } from './auth/expiry'
-import { authenticate, tokenOf, type TokenClaims, type VerifyToken } from './auth/token'
+import { authenticate, tokenOf, type TokenClaims, type TokenVerifier } from './auth/token'
 import { backendIdOf } from './backend-id'
 import { checkHandshake, protocolOffer, type ProtocolOffer } from './checks'
 import { ConnectionLimits, retryLater, type Slot } from './limits'
@@ -28,29 +29,21 @@ interface Handshake {
   upstream?: Upstream
 }
 
-/** Runs the app's `authorize`; if it throws, that is logged and answered 500 without its text. */
-async function isAuthorized (request: FastifyRequest, id: string, authorize: NonNullable<ResolvedOptions['authorize']>): Promise<boolean> {
-  try {
-    return await authorize(request, id)
-  } catch (err) {
-    request.log.error({ err, backendId: id }, 'ws gateway authorize failed')
-    throw new AuthorizeFailedError()
-  }
-}
-
 interface RouteSettings {
   opts: ResolvedOptions
   registry: Registry
   node: GatewayNode
-  verify: VerifyToken
+  verifier: TokenVerifier
 }
 
 /**
  * Adds the gateway's WebSocket route. Everything that can refuse a client runs in preValidation,
  * in this order, so the client gets an HTTP status and never a 101 it cannot use: handshake
- * checks, origin, token, backend ID, `authorize`, and finally the backend connection itself.
+ * checks, origin, token, backend ID, `authorize`, the backend lookup, and finally the backend
+ * connection itself. `authorize` runs before the lookup so that a client learns nothing about
+ * IDs it may not use (403 whether or not they exist) and cannot make `resolveBackend` run for them.
  */
-export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, node, verify }: RouteSettings): void {
+export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, node, verifier }: RouteSettings): void {
   const handshakes = new WeakMap<FastifyRequest, Handshake>()
   const limits = new ConnectionLimits(opts)
   const { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit } = opts
@@ -61,7 +54,8 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     if (registry.closing) retryLater(reply, opts.retryAfter, new ShuttingDownError())
     checkHandshake(request, reply)
     const origin = request.headers.origin
-    if (origin !== undefined && opts.isOriginAllowed !== undefined && !opts.isOriginAllowed(origin, request)) {
+    const { isOriginAllowed } = opts
+    if (origin !== undefined && isOriginAllowed !== undefined && !callApp(request, 'allowedOrigins', () => isOriginAllowed(origin, request))) {
       throw new OriginForbiddenError()
     }
     // The slot is held until the client's socket closes, whichever way the upgrade ends.
@@ -73,17 +67,25 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
   async function checkToken (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     reply.header('www-authenticate', 'Bearer')
     const { offer, slot } = handshakes.get(request) as Handshake
-    const claims = await authenticate(request, verify, tokenOf(request, opts, offer.token))
+    const claims = await authenticate(request, verifier.verify, tokenOf(request, opts, offer.token)).catch((err: Error) => {
+      if (!(err instanceof KeysUnavailableError)) throw err
+      // Not the client's fault: no challenge, a time to come back, and the cause in the log.
+      reply.removeHeader('www-authenticate')
+      request.log.warn({ err: err.cause }, 'ws gateway could not fetch the token signing keys')
+      retryLater(reply, opts.retryAfter, err)
+    })
     reply.removeHeader('www-authenticate')
     if (typeof claims.sub === 'string') limits.admitSubject(slot, claims.sub, reply)
   }
 
   async function resolveBackend (request: FastifyRequest): Promise<void> {
     const id = backendIdOf(request, opts)
-    const backend = await findBackend(request, id, opts)
-    if (opts.authorize !== undefined && !(await isAuthorized(request, id, opts.authorize))) throw new ForbiddenError()
+    const { authorize } = opts
+    if (authorize !== undefined && !(await callApp(request, 'authorize', async () => await authorize(request, id), () => new AuthorizeFailedError()))) {
+      throw new ForbiddenError()
+    }
     const handshake = handshakes.get(request) as Handshake
-    handshake.backend = backend
+    handshake.backend = await findBackend(request, id, opts)
   }
 
   async function connectBackend (request: FastifyRequest): Promise<void> {
@@ -111,7 +113,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
       ...relaySettings,
       log,
       onEnd (ended) {
-        clearTimeout(expiryTimer)
+        cancelExpiry?.()
         registry.remove(ended)
         node.leave(member)
         log.info({
@@ -127,7 +129,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
         }, 'ws gateway connection closed')
       }
     })
-    const expiryTimer = opts.closeOnTokenExpiry ? closeAtExpiry(connection, request.user as TokenClaims) : undefined
+    const cancelExpiry = opts.closeOnTokenExpiry ? closeAtExpiry(connection, request.user as TokenClaims, verifier.clockTolerance) : undefined
     const member = new RelayMember(connection, {
       id,
       path: request.routeOptions.url as string,

@@ -28,3 +28,28 @@ export const DEFAULT_RATE_LIMIT: Readonly<Required<RateLimitOptions>> = Object.f
 /** Backend IDs are only ever looked up, never pasted into a URL; this keeps them boring. */
 export const BACKEND_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
 export const HEADER_NAME_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/
+
+/**
+ * Client headers dropped by default (`dropHeaders`): the families by which a proxy, a load
+ * balancer or an identity-aware front end tells a backend who the client is or what it asked for.
+ * A client that writes one itself is forging it. Names, or prefixes ending in `*`; the README
+ * says what each family is.
+ */
+export const DEFAULT_DROP_HEADERS: readonly string[] = Object.freeze([
+  // where the request came from (the gateway writes its own X-Forwarded-*, Forwarded, X-Real-IP)
+  'forwarded', 'x-forwarded-*', 'x-real-ip', 'x-client-ip', 'x-cluster-client-ip', 'true-client-ip',
+  'x-proxyuser-ip', 'fastly-client-ip', 'cf-*', 'x-appengine-*',
+  // what it asked for, as rewritten by a front proxy
+  'x-original-*', 'x-rewrite-url',
+  // proxy and platform internals
+  'x-envoy-*', 'x-amzn-*',
+  // an identity vouched for by an authenticating proxy
+  'x-user', 'x-user-*', 'x-auth-*', 'x-authenticated-*', 'x-remote-*', 'remote-user',
+  'x-consumer-*', 'x-credential-*', 'x-anonymous-consumer',
+  'x-ms-client-principal*', 'x-ms-token-*', 'x-goog-authenticated-user-*', 'x-goog-iap-jwt-assertion',
+  // a client certificate checked by a TLS-terminating proxy
+  'x-ssl-*', 'ssl-client-*', 'x-client-cert*', 'x-arr-clientcert', 'x-arr-ssl'
+])
+
+/** `jwt.jwks` defaults: key cache lifetime and size, fetch timeout, and the unknown-`kid` cooldown (ms). */
+export const DEFAULT_JWKS = Object.freeze({ ttl: 60_000, max: 100, timeout: 5_000, cooldown: 30_000 })

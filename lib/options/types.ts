@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { FastifyJWTOptions } from '@fastify/jwt'
+import type { VerifierOptions } from 'fast-jwt'
 import type { ConnectionOptions } from 'node:tls'
 import type { PerMessageDeflateOptions } from 'ws'
 import type { Redis, RedisOptions } from 'ioredis'
@@ -35,6 +36,51 @@ export interface ResolvedBackend {
 /** Headers sent to the backend on the handshake. */
 export type UpstreamHeaders = Record<string, string | string[]>
 
+/** The claims the gateway relies on; anything else in the token is the app's business. */
+export interface TokenClaims {
+  sub?: string
+  exp: number
+  [claim: string]: unknown
+}
+
+/**
+ * The verified identity for the backend, in headers the client can never supply: a map of claim →
+ * header name (`{ sub: 'x-user-sub' }`), or a function of the claims returning the headers.
+ */
+export type IdentityHeadersOption = Readonly<Record<string, string>> | ((claims: TokenClaims, request: FastifyRequest) => Record<string, string>)
+
+/** Where the gateway finds the public keys of signed tokens: a JWKS, by the token's `kid`. */
+export interface JwksOptions {
+  /** The JWKS document's URL (`https:`, or `http:` on a loopback host), for tokens of one issuer. */
+  url?: string
+  /**
+   * Or the issuers trusted to sign tokens: the keys come from the token's `iss`
+   * (`<iss>/.well-known/jwks.json`, or the `jwks_uri` of its OpenID configuration with
+   * `providerDiscovery`). A token whose `iss` is not listed is refused before anything is fetched.
+   */
+  issuers?: readonly string[]
+  /** With `issuers`: find each issuer's JWKS through `<iss>/.well-known/openid-configuration`. Default false. */
+  providerDiscovery?: boolean
+  /** Milliseconds a fetched key is cached. Default 60000. */
+  ttl?: number
+  /** Keys cached at most. Default 100. */
+  max?: number
+  /** Milliseconds a JWKS fetch may take before the handshake is answered 503. Default 5000. */
+  timeout?: number
+  /**
+   * Milliseconds during which, after a token named a `kid` the JWKS did not have, other never-seen
+   * `kid`s are refused without a fetch (so random `kid`s cannot flood the issuer). Default 30000.
+   */
+  cooldown?: number
+}
+
+/** `jwt` options that verify tokens against a JWKS instead of a fixed secret or key. */
+export interface JwksJwtOptions {
+  jwks: JwksOptions
+  /** fast-jwt verifier options (`allowedAud`, `allowedIss`, `algorithms` within the key's family, …). */
+  verify?: Partial<Omit<VerifierOptions, 'key' | 'complete'>>
+}
+
 /** Options of `fastify.register(wsGateway, options)`. The README has the table with defaults. */
 export interface WsGatewayOptions {
   /** Route of the WebSocket endpoint. Default `/ws`. */
@@ -45,8 +91,8 @@ export interface WsGatewayOptions {
   resolveBackend?: (id: string, request: FastifyRequest) => BackendOption | undefined | Promise<BackendOption | undefined>
   /** Header carrying the backend ID. Default `id`. */
   idHeader?: string
-  /** Options for @fastify/jwt. Omit to reuse the app's own @fastify/jwt registration. */
-  jwt?: FastifyJWTOptions
+  /** Options for @fastify/jwt, or `{ jwks, verify? }` for keys from a JWKS. Omit to reuse the app's own @fastify/jwt registration. */
+  jwt?: FastifyJWTOptions | JwksJwtOptions
   /** Per-backend access check from `request.user`; false → 403. */
   authorize?: (request: FastifyRequest, backendId: string) => boolean | Promise<boolean>
   /** Browser origins allowed to connect: exact origins or a predicate. Default: any. */
@@ -70,6 +116,14 @@ export interface WsGatewayOptions {
   clockTolerance?: number
   /** Change the headers sent to the backend. */
   rewriteRequestHeaders?: (request: FastifyRequest, headers: UpstreamHeaders) => UpstreamHeaders
+  /**
+   * Client headers never copied to the backend (identity and forwarding headers a client could
+   * forge): names, or prefixes ending in `*`. An array extends `DEFAULT_DROP_HEADERS`; a function
+   * receives that list and returns the whole list to use. Default `DEFAULT_DROP_HEADERS`.
+   */
+  dropHeaders?: readonly string[] | ((defaults: readonly string[]) => readonly string[])
+  /** Pass the verified token's claims to the backend in headers the client can never supply. Default: none. */
+  identityHeaders?: IdentityHeadersOption
   /**
    * Marker of a token carried in the subprotocol list, for browsers: the client offers
    * `[marker, token, ...appProtocols]`. `false` turns it off. Default `'bearer'`.
@@ -132,7 +186,7 @@ export interface ResolvedOptions {
   readonly backends: ReadonlyMap<string, ResolvedBackend>
   readonly resolveBackend?: WsGatewayOptions['resolveBackend']
   readonly idHeader: string
-  readonly jwt?: FastifyJWTOptions
+  readonly jwt?: FastifyJWTOptions | JwksJwtOptions
   readonly authorize?: WsGatewayOptions['authorize']
   readonly isOriginAllowed?: (origin: string, request: FastifyRequest) => boolean
   readonly connectTimeout: number
@@ -143,6 +197,10 @@ export interface ResolvedOptions {
   readonly closeTimeout: number
   readonly clockTolerance: number
   readonly rewriteRequestHeaders?: WsGatewayOptions['rewriteRequestHeaders']
+  /** Whether a client header (lower-case name) is dropped rather than copied to the backend. */
+  readonly isDroppedHeader: (name: string) => boolean
+  /** The identity headers for a verified client (the map form compiled to a function). */
+  readonly identityHeaders?: (claims: TokenClaims, request: FastifyRequest) => Record<string, string>
   readonly engine: RelayEngine
   readonly tokenProtocol: string | false
   readonly idQuery?: string

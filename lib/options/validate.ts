@@ -1,4 +1,3 @@
-import type { FastifyJWTOptions } from '@fastify/jwt'
 import { resolveBackendConfig } from './backend'
 import { resolveCluster } from './cluster'
 import { resolveManagementApi } from './management'
@@ -10,6 +9,7 @@ import {
   DEFAULT_PATH, DEFAULT_RATE_LIMIT, DEFAULT_RETRY_AFTER, DEFAULT_SLOW_CONSUMER_TIMEOUT, DEFAULT_TOKEN_PROTOCOL,
   HEADER_NAME_PATTERN
 } from './defaults'
+import { resolveDropHeaders, resolveIdentityHeaders } from './headers'
 import type { ResolvedBackend, ResolvedOptions, WsGatewayOptions } from './types'
 /** Our options, plus the ones Fastify itself reads from every plugin's options. */
 const KNOWN_OPTIONS = new Set([
@@ -20,6 +20,7 @@ const KNOWN_OPTIONS = new Set([
   'maxConnections', 'maxConnectionsPerIp', 'maxConnectionsPerSubject', 'retryAfter', 'drainTimeout',
   'shutdownCloseCode', 'closeOnTokenExpiry', 'slowConsumerTimeout', 'slowConsumerCloseCode', 'rateLimit',
   'cluster', 'managementApi',
+  'dropHeaders', 'identityHeaders',
   'prefix', 'logLevel', 'logSerializers'
 ])
 
@@ -86,6 +87,7 @@ export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions 
   // connection in the user's name (Cross-Site WebSocket Hijacking).
   if (tokenCookie !== undefined && opts.allowedOrigins === undefined) fail('tokenCookie needs allowedOrigins')
   const closeOnTokenExpiry = opts.closeOnTokenExpiry ?? true
+  const identity = resolveIdentityHeaders(opts.identityHeaders)
   if (typeof closeOnTokenExpiry !== 'boolean') fail('closeOnTokenExpiry must be a boolean')
 
   return Object.freeze({
@@ -93,7 +95,7 @@ export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions 
     backends,
     resolveBackend: opts.resolveBackend as WsGatewayOptions['resolveBackend'],
     idHeader: idHeader.toLowerCase(),
-    jwt: opts.jwt as FastifyJWTOptions | undefined,
+    jwt: opts.jwt as ResolvedOptions['jwt'],
     authorize: opts.authorize as WsGatewayOptions['authorize'],
     isOriginAllowed: resolveOrigins(opts.allowedOrigins),
     connectTimeout: checkInteger(opts, 'connectTimeout', DEFAULT_CONNECT_TIMEOUT, 1),
@@ -104,6 +106,8 @@ export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions 
     closeTimeout: checkInteger(opts, 'closeTimeout', DEFAULT_CLOSE_TIMEOUT, 0),
     clockTolerance: checkInteger(opts, 'clockTolerance', DEFAULT_CLOCK_TOLERANCE, 0),
     rewriteRequestHeaders: opts.rewriteRequestHeaders as WsGatewayOptions['rewriteRequestHeaders'],
+    isDroppedHeader: resolveDropHeaders(opts.dropHeaders, identity.names),
+    identityHeaders: identity.headers,
     engine,
     tokenProtocol,
     idQuery: checkName(opts.idQuery, 'idQuery'),

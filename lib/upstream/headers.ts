@@ -1,18 +1,20 @@
 import type { FastifyRequest } from 'fastify'
-import type { ResolvedBackend, ResolvedOptions, UpstreamHeaders } from '../options/types'
+import { validateHeaderName, validateHeaderValue } from 'node:http'
+import { callApp } from '../callbacks'
+import { decodedName } from '../handshake/query'
+import type { ResolvedBackend, ResolvedOptions, TokenClaims, UpstreamHeaders } from '../options/types'
+import { forwardingHeaders } from './forwarding'
 
 /**
- * Headers never copied to the backend: hop-by-hop ones (RFC 9110 §7.6.1), the WebSocket
- * handshake's own (the upstream client makes its own key, version and extensions, and the
- * protocols are sent without the gateway's token marker), the host, and
- * forwarding headers a client could forge (the gateway writes its own X-Forwarded-*).
+ * Headers never copied to the backend whatever `dropHeaders` says: hop-by-hop ones (RFC 9110
+ * §7.6.1), the WebSocket handshake's own (the upstream client makes its own key, version and
+ * extensions, and the protocols are sent without the gateway's token marker) and the host.
  */
 const NOT_FORWARDED = new Set([
   'connection', 'keep-alive', 'proxy-authenticate', 'proxy-authorization', 'proxy-connection', 'te',
   'trailer', 'transfer-encoding', 'upgrade', 'http2-settings', 'host', 'content-length',
   'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions', 'sec-websocket-accept',
-  'sec-websocket-protocol',
-  'forwarded', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host', 'x-real-ip'
+  'sec-websocket-protocol'
 ])
 
 /** The query parameters that are the gateway's own, never forwarded. */
@@ -23,12 +25,7 @@ function ownParameters (opts: ResolvedOptions): Set<string> {
 /** The raw query string less the gateway's own parameters, otherwise byte for byte. */
 function forwardedQuery (query: string, own: Set<string>): string {
   if (own.size === 0) return query
-  return query.split('&').filter((pair) => {
-    const name = pair.split('=', 1)[0]
-    let decoded = name
-    try { decoded = decodeURIComponent(name.replace(/\+/g, ' ')) } catch {}
-    return !own.has(decoded)
-  }).join('&')
+  return query.split('&').filter((pair) => !own.has(decodedName(pair))).join('&')
 }
 
 /** The backend URL with the client's query string (less the gateway's parameters) appended. */
@@ -40,21 +37,38 @@ export function upstreamUrl (request: FastifyRequest, backend: ResolvedBackend, 
   return url
 }
 
+/** The headers an app callback returned, if Node can send them; otherwise it throws (see `callApp`). */
+function sendable (headers: unknown): UpstreamHeaders {
+  if (typeof headers !== 'object' || headers === null) throw new TypeError('headers must be an object')
+  for (const [name, value] of Object.entries(headers)) {
+    validateHeaderName(name)
+    for (const one of [value].flat()) {
+      if (typeof one !== 'string') throw new TypeError(`header ${name} must be a string or an array of strings`)
+      validateHeaderValue(name, one)
+    }
+  }
+  return headers as UpstreamHeaders
+}
+
 /**
- * The handshake headers for the backend: the client's end-to-end headers, `X-Forwarded-*` from
- * what Fastify knows of the client (honouring its `trustProxy`), the backend's configured headers,
- * then the app's `rewriteRequestHeaders`.
+ * The handshake headers for the backend, in this order (later ones win): the client's end-to-end
+ * headers less `dropHeaders`; the forwarding headers the gateway writes from what it saw (see
+ * `forwardingHeaders`); the backend's configured headers; the verified identity
+ * (`identityHeaders`); then the app's `rewriteRequestHeaders`. A callback that throws or returns
+ * headers Node cannot send is answered 500 `CALLBACK_FAILED` (see `callApp`).
  */
 export function upstreamHeaders (request: FastifyRequest, backend: ResolvedBackend, opts: ResolvedOptions): UpstreamHeaders {
   // Every upgrade request has a Connection header (Node routes it as an upgrade because of it).
   const named = new Set(String(request.headers.connection).toLowerCase().split(',').map((t) => t.trim()))
   const headers: UpstreamHeaders = {}
   for (const [name, value] of Object.entries(request.headers)) {
-    if (value !== undefined && !NOT_FORWARDED.has(name) && !named.has(name)) headers[name] = value
+    if (value !== undefined && !NOT_FORWARDED.has(name) && !named.has(name) && !opts.isDroppedHeader(name)) headers[name] = value
   }
-  headers['x-forwarded-for'] = request.ip
-  headers['x-forwarded-proto'] = request.protocol
-  headers['x-forwarded-host'] = request.host
-  Object.assign(headers, backend.headers)
-  return opts.rewriteRequestHeaders === undefined ? headers : opts.rewriteRequestHeaders(request, headers)
+  Object.assign(headers, forwardingHeaders(request), backend.headers)
+  const { identityHeaders, rewriteRequestHeaders } = opts
+  if (identityHeaders !== undefined) {
+    Object.assign(headers, callApp(request, 'identityHeaders', () => sendable(identityHeaders(request.user as TokenClaims, request))))
+  }
+  if (rewriteRequestHeaders === undefined) return headers
+  return callApp(request, 'rewriteRequestHeaders', () => sendable(rewriteRequestHeaders(request, headers)))
 }

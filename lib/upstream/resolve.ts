@@ -1,4 +1,5 @@
 import type { FastifyRequest } from 'fastify'
+import { callApp } from '../callbacks'
 import { BadGatewayError, UnknownBackendError } from '../errors'
 import { resolveBackendConfig } from '../options/backend'
 import type { ResolvedBackend, ResolvedOptions } from '../options/types'
@@ -11,16 +12,12 @@ import type { ResolvedBackend, ResolvedOptions } from '../options/types'
 export async function findBackend (request: FastifyRequest, id: string, opts: ResolvedOptions): Promise<ResolvedBackend> {
   const known = opts.backends.get(id)
   if (known !== undefined) return known
-  if (opts.resolveBackend === undefined) throw new UnknownBackendError(id)
-  let resolved
-  try {
-    const option = await opts.resolveBackend(id, request)
-    if (option === undefined) throw new UnknownBackendError(id)
-    resolved = resolveBackendConfig(id, option, `resolveBackend("${id}")`, opts.maxPayload)
-  } catch (err) {
-    if (err instanceof UnknownBackendError) throw err
-    request.log.error({ err, backendId: id }, 'ws gateway resolveBackend failed')
-    throw new BadGatewayError()
-  }
+  const { resolveBackend } = opts
+  if (resolveBackend === undefined) throw new UnknownBackendError(id)
+  const resolved = await callApp(request, 'resolveBackend', async () => {
+    const option = await resolveBackend(id, request)
+    return option === undefined ? undefined : resolveBackendConfig(id, option, `resolveBackend("${id}")`, opts.maxPayload)
+  }, () => new BadGatewayError())
+  if (resolved === undefined) throw new UnknownBackendError(id)
   return resolved
 }

@@ -3,20 +3,10 @@ import type { FastifyInstance } from 'fastify'
 import fastifyJwt, { type FastifyJWTOptions, type JWT } from '@fastify/jwt'
 import { InvalidOptionError } from '../../errors'
 import type { ResolvedOptions } from '../../options/types'
-import type { VerifyToken } from './token'
-
-/** Algorithms a JWT signed by a key of this type may use: only its own family, never `none`. */
-const ALGORITHMS_BY_KEY: Record<string, string[]> = {
-  rsa: ['RS256', 'RS384', 'RS512'],
-  'rsa-pss': ['PS256', 'PS384', 'PS512'],
-  ed25519: ['EdDSA'],
-  ed448: ['EdDSA']
-}
-const ALGORITHMS_BY_CURVE: Record<string, string[]> = {
-  prime256v1: ['ES256'],
-  secp384r1: ['ES384'],
-  secp521r1: ['ES512']
-}
+import { isJwksOptions } from '../../options/jwks'
+import { keyAlgorithms } from './algorithms'
+import { jwksVerifier } from './jwks'
+import type { TokenVerifier } from './token'
 
 function algorithmsFor (secret: unknown): string[] {
   if (typeof secret === 'string' || Buffer.isBuffer(secret)) {
@@ -32,9 +22,7 @@ function algorithmsFor (secret: unknown): string[] {
   } catch {
     throw new InvalidOptionError('jwt.secret.public is not a valid public key')
   }
-  const algorithms = key.asymmetricKeyType === 'ec'
-    ? ALGORITHMS_BY_CURVE[String(key.asymmetricKeyDetails?.namedCurve)]
-    : ALGORITHMS_BY_KEY[String(key.asymmetricKeyType)]
+  const algorithms = keyAlgorithms(key)
   if (algorithms === undefined) throw new InvalidOptionError(`jwt.secret.public: unsupported key type ${key.asymmetricKeyType}`)
   return algorithms
 }
@@ -54,12 +42,15 @@ export function jwtPluginOptions (jwt: FastifyJWTOptions, clockToleranceSeconds:
 }
 
 /**
- * The token verifier: a namespaced @fastify/jwt registration of the gateway's own when `jwt` is
- * given (so it never clashes with the app's), otherwise the app's own @fastify/jwt.
+ * The token verifier: keys from a JWKS with `jwt.jwks`; a namespaced @fastify/jwt registration of
+ * the gateway's own for any other `jwt` (so it never clashes with the app's); otherwise the app's
+ * own @fastify/jwt.
  */
-export async function tokenVerifier (fastify: FastifyInstance, opts: ResolvedOptions, namespace: string): Promise<VerifyToken> {
+export async function tokenVerifier (fastify: FastifyInstance, opts: ResolvedOptions, namespace: string): Promise<TokenVerifier> {
   let jwt: JWT | undefined
-  if (opts.jwt !== undefined) {
+  if (opts.jwt !== undefined && isJwksOptions(opts.jwt)) {
+    return jwksVerifier(opts.jwt, opts.clockTolerance)
+  } else if (opts.jwt !== undefined) {
     await fastify.register(fastifyJwt, jwtPluginOptions(opts.jwt, opts.clockTolerance, namespace))
     jwt = (fastify.jwt as unknown as Record<string, JWT>)[namespace]
   } else if (fastify.hasDecorator('jwt') && typeof fastify.jwt.verify === 'function') {
@@ -67,5 +58,6 @@ export async function tokenVerifier (fastify: FastifyInstance, opts: ResolvedOpt
   } else {
     throw new InvalidOptionError('jwt is required unless the app registered @fastify/jwt itself')
   }
-  return (token) => (jwt as JWT).verify(token)
+  const { verify } = (jwt as JWT).options
+  return { verify: (token) => (jwt as JWT).verify(token), clockTolerance: Number(verify?.clockTolerance ?? 0) }
 }

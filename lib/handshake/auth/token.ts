@@ -1,17 +1,21 @@
 import type { FastifyRequest } from 'fastify'
 import { ConflictingTokensError, InvalidTokenError, NoTokenError, TokenExpiredError } from '../../errors'
-import type { ResolvedOptions } from '../../options/types'
+import type { ResolvedOptions, TokenClaims } from '../../options/types'
 import { queryValue } from '../query'
 
-/** The claims the gateway relies on; anything else in the token is the app's business. */
-export interface TokenClaims {
-  sub?: string
-  exp: number
-  [claim: string]: unknown
-}
+export type { TokenClaims }
 
 /** Verifies a raw token and returns its claims, or throws. Sync or async, as @fastify/jwt is. */
 export type VerifyToken = (token: string) => unknown
+
+/**
+ * A token verifier and the clock tolerance (ms) it allows past `exp`: the expiry timer closes a
+ * connection at the same instant, so a token the handshake accepts is never closed at once.
+ */
+export interface TokenVerifier {
+  readonly verify: VerifyToken
+  readonly clockTolerance: number
+}
 
 const BEARER = /^Bearer +([^\s]+) *$/i
 
@@ -69,6 +73,7 @@ export async function authenticate (request: FastifyRequest, verify: VerifyToken
     claims = await verify(token) as TokenClaims
   } catch (err) {
     const code = String((err as { code?: unknown }).code)
+    if (code.startsWith('FST_WS_GATEWAY_')) throw err
     if (code === 'FAST_JWT_EXPIRED') throw new TokenExpiredError()
     throw new InvalidTokenError(TOKEN_FAILURES[code] ?? 'verification failed')
   }
