@@ -3,10 +3,16 @@ import Fastify from 'fastify'
 import { Redis } from 'ioredis'
 import wsGateway from '../lib/index'
 import { validateOptions } from '../lib/options/validate'
-import { BACKEND_ID, SECRET, connectWithId, headersFor, startBackend, startGateway } from './helpers'
+import type { ClusterOptions } from '../lib/index'
+import { BACKEND_ID, SECRET, connectWithId, headersFor, startBackend, startGateway, until, type TestLike } from './helpers'
 import { startRedis } from './redis-server'
 
 const valid = { backends: { A: 'ws://127.0.0.1:1' }, jwt: { secret: 's' } }
+
+/** A gateway instance named `nodeId` on the cluster at `redis`, in front of `backendUrl`. */
+async function nodeGateway (t: TestLike, backendUrl: string, cluster: ClusterOptions): ReturnType<typeof startGateway> {
+  return await startGateway(t, { backends: { [BACKEND_ID]: backendUrl }, jwt: { secret: SECRET }, heartbeatInterval: 0, cluster })
+}
 
 t.test('cluster and managementApi options are checked, with the option\'s path in the message', async (t) => {
   const redis = 'redis://127.0.0.1:1'
@@ -50,12 +56,11 @@ t.test('an ioredis instance of the app\'s is used and left open; ioredis options
   const appRedis = new Redis(redis.url)
   t.teardown(() => appRedis.disconnect())
   const backend = await startBackend(t)
-  const common = { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET }, heartbeatInterval: 0 }
-  const a = await startGateway(t, { ...common, cluster: { redis: appRedis, nodeId: 'with-instance' } })
-  const b = await startGateway(t, { ...common, cluster: { redis: { host: '127.0.0.1', port: redis.port }, nodeId: 'with-options', prefix: 'wsg' } })
+  const a = await nodeGateway(t, backend.url, { redis: appRedis, nodeId: 'with-instance' })
+  const b = await nodeGateway(t, backend.url, { redis: { host: '127.0.0.1', port: redis.port }, nodeId: 'with-options', prefix: 'wsg' })
   const { ws, id } = await connectWithId(b.url, headersFor('dora', { 'user-agent': 'agent/1' }))
   const got = new Promise((resolve) => ws.once('message', (data) => resolve(String(data))))
-  for (let i = 0; i < 100 && await a.app.wsGateway.get(id) === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  await until(async () => await a.app.wsGateway.get(id) !== undefined, 'the registration')
   t.match(await a.app.wsGateway.get(id), { node: 'with-options', userAgent: 'agent/1' })
   t.same(await a.app.wsGateway.broadcast('filtered', { path: '/ws', backendId: BACKEND_ID }), { connections: 1 })
   t.equal(await got, 'filtered')
@@ -70,43 +75,44 @@ t.test('a node started again under the same id does not replay what was left in 
   // What an earlier run of node-z never read: a broadcast to all its connections.
   await redis.admin.xadd('wsg:{node-z}:inbox', '*', 'data', 'stale', 'bin', '0')
   const backend = await startBackend(t)
-  const gateway = await startGateway(t, {
-    backends: { [BACKEND_ID]: backend.url },
-    jwt: { secret: SECRET },
-    heartbeatInterval: 0,
-    cluster: { redis: redis.url, nodeId: 'node-z' }
-  })
-  const other = await startGateway(t, {
-    backends: { [BACKEND_ID]: backend.url },
-    jwt: { secret: SECRET },
-    heartbeatInterval: 0,
-    cluster: { redis: redis.url, nodeId: 'node-y' }
-  })
+  const gateway = await nodeGateway(t, backend.url, { redis: redis.url, nodeId: 'node-z' })
+  const other = await nodeGateway(t, backend.url, { redis: redis.url, nodeId: 'node-y' })
   const { ws, id } = await connectWithId(gateway.url)
   const got: string[] = []
   ws.on('message', (data) => got.push(String(data)))
-  for (let i = 0; i < 100 && await other.app.wsGateway.get(id) === undefined; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  await until(async () => await other.app.wsGateway.get(id) !== undefined, 'the registration')
   await other.app.wsGateway.send(id, 'fresh')
-  for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  await until(() => got.length > 0, 'the message')
   t.same(got, ['fresh'])
 })
 
 t.test('an inbox entry for a connection that closed meanwhile is skipped and counted', async (t) => {
   const redis = await startRedis(t)
   const backend = await startBackend(t)
-  const gateway = await startGateway(t, {
-    backends: { [BACKEND_ID]: backend.url },
-    jwt: { secret: SECRET },
-    heartbeatInterval: 0,
-    cluster: { redis: redis.url, nodeId: 'node-w' }
-  })
+  const gateway = await nodeGateway(t, backend.url, { redis: redis.url, nodeId: 'node-w' })
   const { ws } = await connectWithId(gateway.url, headersFor('erin'))
   const got: string[] = []
   ws.on('message', (data) => got.push(String(data)))
   await redis.admin.xadd('wsg:{node-w}:inbox', '*', 'id', `node-w.${'g'.repeat(16)}`, 'data', 'to the gone', 'bin', '0')
   await redis.admin.xadd('wsg:{node-w}:inbox', '*', 'path', '/ws', 'data', 'to the path', 'bin', '1')
-  for (let i = 0; i < 100 && got.length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 20))
+  await until(() => got.length > 0, 'the message')
   t.same(got, ['to the path'])
   t.match(gateway.app.wsGateway.stats().registry, { pushed: 1, skipped: 1 })
   t.same(await gateway.app.wsGateway.sendToUser('erin', Buffer.from('binary'), { binary: true }), { connections: 1 })
+})
+
+t.test('Redis down when the gateway starts: it starts, serves local calls, and registers once Redis is up', async (t) => {
+  const redis = await startRedis(t)
+  await redis.kill()
+  const backend = await startBackend(t)
+  const gateway = await nodeGateway(t, backend.url, { redis: redis.url, nodeId: 'node-v', nodeTtl: 1000, commandTimeout: 200 })
+  const { ws, id } = await connectWithId(gateway.url)
+  const got = new Promise((resolve) => ws.once('message', (data) => resolve(String(data))))
+  await gateway.app.wsGateway.send(id, 'local, without Redis')
+  t.equal(await got, 'local, without Redis')
+  await t.rejects(gateway.app.wsGateway.list(), { code: 'FST_WS_GATEWAY_CLUSTER_UNAVAILABLE' })
+  t.equal(gateway.app.wsGateway.stats().cluster?.redisUp, false)
+  await redis.restart()
+  await until(async () => (await gateway.app.wsGateway.list()).items.length === 1, 'the registration')
+  t.match((await gateway.app.wsGateway.list()).items, [{ id, node: 'node-v' }], 'registered once Redis answered')
 })

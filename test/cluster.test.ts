@@ -4,23 +4,13 @@ import { createInterface } from 'node:readline'
 import t from 'tap'
 import WebSocket from 'ws'
 import type { WsGatewayOptions } from '../lib/index'
-import { SECRET, BACKEND_ID, authHeaders, closeOf, sign, connectWithId, headersFor, startBackend, startGateway, type Gateway, type TestLike } from './helpers'
+import { SECRET, BACKEND_ID, authHeaders, closeOf, sign, connectWithId, headersFor, startBackend, startGateway, type Gateway, type TestLike, until } from './helpers'
 import { startRedis, type RedisServer } from './redis-server'
 
 const NODE_TTL = 1000
 /** Short where a test waits out a timeout; long elsewhere, so a loaded machine fails nothing. */
 const COMMAND_TIMEOUT = 300
 const PATIENT = 3000
-
-/** Waits until `check` holds, polling; fails the wait after `ms`. */
-async function until (check: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
-  const end = Date.now() + ms
-  while (Date.now() < end) {
-    if (await Promise.resolve().then(check).catch(() => false)) return
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
 
 /** Three gateway instances on one Redis, each in front of the same echo backend. */
 async function startCluster (t: TestLike, redis: RedisServer, extra: Partial<WsGatewayOptions> = {}): Promise<Gateway[]> {

@@ -195,3 +195,13 @@ export async function connectWithId (url: string, headers: Record<string, string
 export function headersFor (sub: string, extra: Record<string, string> = {}): Record<string, string> {
   return authHeaders({ authorization: `Bearer ${sign({ sub })}`, ...extra })
 }
+
+/** Waits until `check` holds (what crosses sockets or Redis settles a little later); fails after `ms`. */
+export async function until (check: () => boolean | Promise<boolean>, what: string, ms = 5000): Promise<void> {
+  const end = Date.now() + ms
+  while (Date.now() < end) {
+    if (await Promise.resolve().then(check).catch(() => false)) return
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}

@@ -4,16 +4,7 @@ import t from 'tap'
 import WebSocket from 'ws'
 import wsGateway from '../lib/index'
 import type { RelayEngine } from '../lib/options/types'
-import { BACKEND_ID, SECRET, authHeaders, closeOf, sign, connectWithId, handshake, headersFor, nextMessage, startBackend, startGateway, startPair } from './helpers'
-
-/** Waits until `check` holds (a registry reached through a socket settles a little later). */
-async function until (check: () => boolean | Promise<boolean>, what: string): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    if (await check()) return
-    await new Promise((resolve) => setTimeout(resolve, 10))
-  }
-  throw new Error(`timed out waiting for ${what}`)
-}
+import { BACKEND_ID, SECRET, authHeaders, closeOf, sign, connectWithId, handshake, headersFor, nextMessage, startBackend, startGateway, startPair, until } from './helpers'
 
 for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
   t.test(`${engine} engine: the registry API reaches a relayed connection`, async (t) => {

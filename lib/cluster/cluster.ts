@@ -1,4 +1,3 @@
-import { once } from 'node:events'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Redis } from 'ioredis'
 import { ConnectionGoneError, ClusterUnavailableError, PayloadTooLargeError } from '../errors'
@@ -61,7 +60,12 @@ export class ClusterLink implements ClusterMembership {
     const timeout = new Promise((resolve) => setTimeout(resolve, this.cluster.commandTimeout).unref())
     const { command } = this.links
     // Connected, 'ready' has started the first sync; wait for it (or the timeout), then go on.
-    if (command.status !== 'ready') await Promise.race([once(command, 'ready'), timeout])
+    // (Not `once(command, 'ready')`: it rejects on the 'error' a refused connection emits.)
+    if (command.status !== 'ready') {
+      let ready = (): void => {}
+      await Promise.race([new Promise<void>((resolve) => { ready = resolve; command.once('ready', ready) }), timeout])
+      command.removeListener('ready', ready)
+    }
     this.tick()
     await Promise.race([this.syncing, timeout])
   }

@@ -46,12 +46,11 @@ export class RedisLinks {
   async run<T> (work: (redis: Redis & RegistryScripts) => Promise<T>): Promise<T> {
     let timer: NodeJS.Timeout | undefined
     const timeout = new Promise<never>((_resolve, reject) => {
-      timer = setTimeout(() => reject(new ClusterUnavailableError()), this.cluster.commandTimeout)
+      timer = setTimeout(() => reject(new Error('no answer within commandTimeout')), this.cluster.commandTimeout)
     })
     try {
       return await Promise.race([work(this.command), timeout])
     } catch (err) {
-      if (err instanceof ClusterUnavailableError) throw err
       throw Object.assign(new ClusterUnavailableError(), { cause: err })
     } finally {
       clearTimeout(timer)

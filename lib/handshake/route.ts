@@ -6,7 +6,7 @@ import { AuthorizeFailedError, ForbiddenError, KeysUnavailableError, OriginForbi
 import type { ResolvedBackend, ResolvedOptions } from '../options/types'
 import type { GatewayNode } from '../registry/decorator'
 import { newConnectionId } from '../registry/ids'
-import { RelayMember } from '../registry/member'
+import { relayMember } from '../registry/member'
 import type { Registry } from '../registry/registry'
 import { startRelay } from '../relay/engine'
 import { openUpstream, type Upstream } from '../upstream/ws'
@@ -130,7 +130,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
       }
     })
     const cancelExpiry = opts.closeOnTokenExpiry ? closeAtExpiry(connection, request.user as TokenClaims, verifier.clockTolerance) : undefined
-    const member = new RelayMember(connection, {
+    const member = relayMember(connection, {
       id,
       path: request.routeOptions.url as string,
       backendId: backend.id,

@@ -1,5 +1,5 @@
 import type { Connection } from '../relay/types'
-import type { ConnectionId, Member, Outgoing, OutgoingClose } from './types'
+import type { ConnectionId, Member } from './types'
 
 /** What the handshake learnt of a client, for the registry. */
 export interface MemberFacts {
@@ -17,38 +17,12 @@ export interface MemberFacts {
  * the backend's messages; a close closes the client with the code asked for and the backend
  * with 1001.
  */
-export class RelayMember implements Member {
-  readonly id: ConnectionId
-  readonly path: string
-  readonly backendId?: string
-  readonly sub?: string
-  readonly sourceIp: string
-  readonly userAgent?: string
-  readonly maxPayload: number
-
-  constructor (private readonly connection: Connection, facts: MemberFacts) {
-    this.id = facts.id
-    this.path = facts.path
-    this.backendId = facts.backendId
-    this.sub = facts.sub
-    this.sourceIp = facts.sourceIp
-    this.userAgent = facts.userAgent
-    this.maxPayload = facts.maxPayload
-  }
-
-  get connectedAt (): number {
-    return this.connection.openedAt
-  }
-
-  lastActiveAt (): number {
-    return this.connection.lastActiveAt
-  }
-
-  push (message: Outgoing): void {
-    this.connection.push(message)
-  }
-
-  close ({ code, reason }: OutgoingClose): void {
-    this.connection.end(code, reason)
+export function relayMember (connection: Connection, facts: MemberFacts): Member {
+  return {
+    ...facts,
+    connectedAt: connection.openedAt,
+    lastActiveAt: () => connection.lastActiveAt,
+    push: (message) => connection.push(message),
+    close: ({ code, reason }) => connection.end(code, reason)
   }
 }
