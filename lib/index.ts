@@ -1,4 +1,7 @@
-import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
+// `request.user`, which the gateway sets, is typed by @fastify/jwt's declarations (users shape it
+// through @fastify/jwt's `FastifyJWT` interface), so the package's types load them.
+/// <reference types="@fastify/jwt" preserve="true" />
+import type { FastifyBaseLogger, FastifyInstance, FastifyPluginAsync } from 'fastify'
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import { tokenVerifier } from './handshake/auth/jwt'
@@ -14,7 +17,8 @@ import { gatewayNode, type GatewayNode } from './registry/decorator'
 import { Registry } from './registry/registry'
 
 export type {
-  BackendConfig, BackendOption, BackendTlsOptions, IdentityHeadersOption, JwksJwtOptions, JwksOptions, UpstreamHeaders, WsGatewayOptions
+  BackendConfig, BackendOption, BackendTlsOptions, GatewayJwtOptions, GatewayJwtVerifyOptions, IdentityHeadersOption, JwksJwtOptions,
+  JwksOptions, UpstreamHeaders, WsGatewayOptions
 } from './options/types'
 export type { GatewayStats, WsGatewayStats } from './registry/registry'
 export type { WsGatewayDecorator } from './registry/decorator'
@@ -29,25 +33,36 @@ export { DEFAULT_DROP_HEADERS } from './options/defaults'
 export * as errors from './errors'
 export { CloseCode } from './relay/close-codes'
 
+/** The level names the app's logger knows, when it tells (pino does; Fastify's silent logger does not). */
+function logLevelsOf (log: FastifyBaseLogger): string[] | undefined {
+  const values = (log as { levels?: { values?: Record<string, number> } }).levels?.values
+  return values === undefined ? undefined : Object.keys(values)
+}
+
 const plugin: FastifyPluginAsync<WsGatewayOptions> = async function wsGateway (fastify, options) {
-  const opts = validateOptions(options)
-  await ensureWebsocket(fastify, opts)
+  const opts = validateOptions(options, logLevelsOf(fastify.log))
   const node = joinNode(fastify, opts)
   const registry = new Registry(opts.heartbeatInterval)
-  const namespace = `wsGateway${node.registries.size}`
-  node.registries.set(opts.path, registry)
   fastify.addHook('preClose', async () => {
     await registry.shutdown({ code: opts.shutdownCloseCode, drainTimeout: opts.drainTimeout, closeTimeout: opts.closeTimeout })
   })
-  // The route, the gateway's @fastify/jwt and its cookie parsing live in a context of their own.
+  // The routes, their WebSocket server, cookie parsing and `request.user` live in a context of the
+  // gateway's own, nothing of which reaches the app. The plugin is wrapped in fastify-plugin (so
+  // `fastify.wsGateway` reaches the app), which makes Fastify skip the register options it applies
+  // to a context: the gateway applies them to its own.
+  const { prefix, logLevel, logSerializers } = opts
   await fastify.register(async (scope) => {
+    await ensureWebsocket(scope)
     if (opts.tokenCookie !== undefined && !scope.hasRequestDecorator('cookies')) await scope.register(fastifyCookie)
-    const verifier = await tokenVerifier(scope, opts, namespace)
+    // Set once the token is verified; @fastify/jwt's types give `user` no null.
+    if (!scope.hasRequestDecorator('user')) scope.decorateRequest('user', null as never)
+    const verifier = tokenVerifier(scope, opts)
+    node.registries.set(`${scope.prefix}${opts.path}`, registry)
     addGatewayRoute(scope, { opts, registry, node, verifier })
-  })
-  if (opts.managementApi !== undefined) {
-    await fastify.register(managementRoutes(node.connections, opts.managementApi, opts.retryAfter), { prefix: opts.managementApi.prefix })
-  }
+    if (opts.managementApi !== undefined) {
+      await scope.register(managementRoutes(node.connections, opts.managementApi, opts.retryAfter), { prefix: opts.managementApi.prefix })
+    }
+  }, { prefix, logLevel, logSerializers })
 }
 
 /**

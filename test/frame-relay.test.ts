@@ -2,7 +2,6 @@ import { createHash, randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import http from 'node:http'
 import net, { type AddressInfo, type Socket } from 'node:net'
-import { Writable } from 'node:stream'
 import t from 'tap'
 import WebSocket from 'ws'
 import fastifyWebsocket from '@fastify/websocket'
@@ -12,7 +11,7 @@ import { FrameCloser } from '../lib/relay/passthrough/closer'
 import { canAdopt } from '../lib/relay/passthrough/ws-internals'
 import { closeFrame, controlFrame, frameProblem, headerSize, payloadLength } from '../lib/relay/passthrough/frames'
 import type { WsGatewayOptions } from '../lib/index'
-import { BACKEND_ID, SECRET, authHeaders, connect, handshake, nextMessage, startBackend, startGateway, type TestLike } from './helpers'
+import { BACKEND_ID, SECRET, authHeaders, captureLogs, connect, handshake, nextMessage, startBackend, startGateway, type LogLine, type TestLike } from './helpers'
 
 // Frame-level tests of the passthrough engine: raw bytes on real sockets, on both legs.
 
@@ -148,13 +147,10 @@ async function startRawBackend (t: TestLike, afterUpgrade?: (socket: Socket) => 
   }
 }
 
-interface LogLine { msg: string, clientCode?: number, backendCode?: number, [key: string]: unknown }
-
 /** A gateway in front of `url`, logging to `lines`. */
 async function gatewayFor (t: TestLike, url: string, options: Partial<WsGatewayOptions> = {}): Promise<{ port: number, url: string, lines: LogLine[], app: import('fastify').FastifyInstance }> {
-  const lines: LogLine[] = []
-  const stream = new Writable({ write (chunk, _enc, done) { lines.push(JSON.parse(chunk.toString())); done() } })
-  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: url }, jwt: { secret: SECRET }, heartbeatInterval: 0, closeTimeout: 100, ...options }, { logger: { stream, level: 'debug' } })
+  const { lines, logger } = captureLogs('debug')
+  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: url }, jwt: { secret: SECRET }, heartbeatInterval: 0, closeTimeout: 100, ...options }, { logger })
   return { ...gateway, lines }
 }
 
@@ -515,7 +511,7 @@ t.test('a shutdown closes the client first; a client that then breaks the protoc
 
 t.test('heartbeats: unmasked pings to clients, masked to backends; a silent leg is cut', async (t) => {
   const raw = await startRawBackend(t)
-  const gateway = await gatewayFor(t, raw.url, { heartbeatInterval: 60 })
+  const gateway = await gatewayFor(t, raw.url, { heartbeatInterval: 1000 })
   const client = await rawClient(gateway.port)
   const backend = await raw.next()
   const [toClient, toBackend] = [await client.next(), await backend.next()]
@@ -534,7 +530,7 @@ t.test('heartbeats: unmasked pings to clients, masked to backends; a silent leg 
 
 t.test('idle timeout closes both legs 1001, even with a frame half relayed', async (t) => {
   const raw = await startRawBackend(t)
-  const gateway = await gatewayFor(t, raw.url, { idleTimeout: 150 })
+  const gateway = await gatewayFor(t, raw.url, { idleTimeout: 1000 })
   const client = await rawClient(gateway.port)
   const backend = await raw.next()
   const big = frame(2, Buffer.alloc(100), { fin: false })
@@ -766,7 +762,7 @@ t.test('a backend that stops reading pauses the client; nothing is lost', async 
 
 t.test('slowConsumerTimeout closes a client that keeps the backend paused', async (t) => {
   const raw = await startRawBackend(t)
-  const gateway = await gatewayFor(t, raw.url, { slowConsumerTimeout: 200, slowConsumerCloseCode: 1013 })
+  const gateway = await gatewayFor(t, raw.url, { slowConsumerTimeout: 1000, slowConsumerCloseCode: 1013 })
   const client = await rawClient(gateway.port)
   const backend = await raw.next()
   client.socket.pause()

@@ -104,10 +104,10 @@ export async function startGateway (t: TestLike, options: WsGatewayOptions, fast
   return { app, url: `ws://127.0.0.1:${port}${options.path ?? '/ws'}`, port }
 }
 
-/** A gateway in front of one echo backend under BACKEND_ID, with HS256 auth. */
-export async function startPair (t: TestLike, options: Partial<WsGatewayOptions> = {}, backendOptions?: Parameters<typeof startBackend>[1]): Promise<{ backend: Backend, gateway: Gateway }> {
+/** A gateway in front of one echo backend under BACKEND_ID, with HS256 auth (the rest as for `startGateway`). */
+export async function startPair (t: TestLike, options: Partial<WsGatewayOptions> = {}, backendOptions?: Parameters<typeof startBackend>[1], fastifyOptions?: FastifyServerOptions, setup?: (app: FastifyInstance) => Promise<void> | void): Promise<{ backend: Backend, gateway: Gateway }> {
   const backend = await startBackend(t, backendOptions)
-  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET }, heartbeatInterval: 0, ...options })
+  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET }, heartbeatInterval: 0, ...options }, fastifyOptions, setup)
   return { backend, gateway }
 }
 

@@ -1,10 +1,9 @@
 import { once } from 'node:events'
-import { Writable } from 'node:stream'
 import t from 'tap'
 import WebSocket from 'ws'
 import fastifyWebsocket from '@fastify/websocket'
 import wsGateway from '../lib/index'
-import { BACKEND_ID, SECRET, authHeaders, sign, closeOf, connect, handshake, nextMessage, startBackend, startGateway, startPair } from './helpers'
+import { BACKEND_ID, SECRET, authHeaders, captureLogs, sign, closeOf, connect, handshake, nextMessage, startBackend, startGateway, startPair } from './helpers'
 
 for (const engine of ['passthrough', 'ws'] as const) {
   t.test(`${engine} engine: fastify.close() closes both legs 1001 after delivering every message already sent`, async (t) => {
@@ -144,10 +143,9 @@ t.test('stats count connections, frames and bytes each way, open and closed', as
 })
 
 t.test('one log line at open and one at close, with the connection\'s figures and no token', async (t) => {
-  const lines: Array<Record<string, unknown>> = []
-  const stream = new Writable({ write (chunk, _enc, done) { lines.push(JSON.parse(chunk.toString())); done() } })
+  const { lines, logger } = captureLogs()
   const backend = await startBackend(t)
-  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET } }, { logger: { stream, level: 'info' } })
+  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET } }, { logger })
   const headers = authHeaders()
   const ws = await connect(gateway.url, headers)
   ws.send('12345')

@@ -133,7 +133,7 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
     })
 
     t.test('a slow consumer is closed after slowConsumerTimeout with the configured code', async (t) => {
-      const { gateway, backend } = await startPair(t, { engine, highWaterMark: 64 * 1024, slowConsumerTimeout: 300, slowConsumerCloseCode: 1013 })
+      const { gateway, backend } = await startPair(t, { engine, highWaterMark: 64 * 1024, slowConsumerTimeout: 1000, slowConsumerCloseCode: 1013 })
       const ws = await connect(gateway.url)
       ws.pause()
       const server = backend.sockets[0]

@@ -2,8 +2,7 @@ import { once } from 'node:events'
 import t from 'tap'
 import WebSocket from 'ws'
 import type { RelayEngine } from '../lib/options/types'
-import fastifyWebsocket from '@fastify/websocket'
-import { BACKEND_ID, SECRET, authHeaders, closeOf, connect, nextMessage, startBackend, startGateway, startPair } from './helpers'
+import { authHeaders, closeOf, connect, nextMessage, startPair } from './helpers'
 
 /** Waits until `check` is true, polling; the test's own timeout bounds it. */
 async function until (check: () => boolean): Promise<void> {
@@ -164,7 +163,7 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
     })
 
     t.test('the heartbeat terminates a client that stopped answering pings', async (t) => {
-      const { gateway, backend } = await startPair(t, { engine, heartbeatInterval: 50 })
+      const { gateway, backend } = await startPair(t, { engine, heartbeatInterval: 1000 })
       const ws = new WebSocket(gateway.url, { headers: authHeaders(), perMessageDeflate: false, autoPong: false })
       await once(ws, 'open')
       const backendClosed = closeOf(backend.sockets[0])
@@ -173,15 +172,15 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
     })
 
     t.test('the heartbeat terminates a dead backend and closes the client 1014', async (t) => {
-      const { gateway } = await startPair(t, { engine, heartbeatInterval: 50 }, { autoPong: false })
+      const { gateway } = await startPair(t, { engine, heartbeatInterval: 1000 }, { autoPong: false })
       const ws = await connect(gateway.url)
       t.same(await closeOf(ws), { code: 1014, reason: 'bad gateway' })
     })
 
-    t.test('a live connection survives many heartbeats', async (t) => {
-      const { gateway } = await startPair(t, { engine, heartbeatInterval: 20 })
+    t.test('a live connection survives several heartbeats', async (t) => {
+      const { gateway } = await startPair(t, { engine, heartbeatInterval: 1000 })
       const ws = await connect(gateway.url)
-      await new Promise((resolve) => setTimeout(resolve, 200))
+      await new Promise((resolve) => setTimeout(resolve, 2500))
       t.equal(ws.readyState, WebSocket.OPEN)
       ws.send('still here')
       t.equal((await nextMessage(ws)).data.toString(), 'still here')
@@ -189,32 +188,20 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
     })
 
     t.test('idleTimeout closes both legs 1001 after no data, and data keeps it open', async (t) => {
-      const { gateway, backend } = await startPair(t, { engine, idleTimeout: 150 })
+      const { gateway, backend } = await startPair(t, { engine, idleTimeout: 1000 })
       const ws = await connect(gateway.url)
       for (let i = 0; i < 6; i++) {
-        await new Promise((resolve) => setTimeout(resolve, 50))
+        await new Promise((resolve) => setTimeout(resolve, 250))
         ws.send('tick')
         await nextMessage(ws)
       }
-      t.equal(ws.readyState, WebSocket.OPEN, 'open after 300 ms of traffic')
+      t.equal(ws.readyState, WebSocket.OPEN, 'open after 1500 ms of traffic')
       const backendClosed = closeOf(backend.sockets[0])
       t.same(await closeOf(ws), { code: 1001, reason: 'idle timeout' })
       t.same(await backendClosed, { code: 1001, reason: 'idle timeout' })
     })
   })
 }
-
-t.test('ws engine: the gateway\'s maxPayload holds when the app\'s WebSocket server allows more', async (t) => {
-  const backend = await startBackend(t)
-  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET }, engine: 'ws', maxPayload: 1024 }, {}, async (app) => {
-    await app.register(fastifyWebsocket)
-  })
-  const ws = await connect(gateway.url)
-  const backendClosed = closeOf(backend.sockets[0])
-  ws.send(Buffer.alloc(2000))
-  t.same(await closeOf(ws), { code: 1009, reason: 'message too big' })
-  t.equal((await backendClosed).code, 1001)
-})
 
 t.test('ws engine: a backend sending invalid UTF-8 is closed 1007 and the client gets 1014', async (t) => {
   const { gateway, backend } = await startPair(t, { engine: 'ws' })

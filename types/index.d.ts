@@ -13,6 +13,8 @@ declare namespace wsGateway {
   export type BackendConfig = entry.BackendConfig
   export type BackendOption = entry.BackendOption
   export type BackendTlsOptions = entry.BackendTlsOptions
+  export type GatewayJwtOptions = entry.GatewayJwtOptions
+  export type GatewayJwtVerifyOptions = entry.GatewayJwtVerifyOptions
   export type UpstreamHeaders = entry.UpstreamHeaders
   export type IdentityHeadersOption = entry.IdentityHeadersOption
   export type JwksOptions = entry.JwksOptions

@@ -7,13 +7,13 @@ import { queryValue } from './query'
 /**
  * The backend ID the client asked for: the ID header, else the `idQuery` parameter when
  * configured. Node joins a repeated header into one value, so the raw header list is counted to
- * tell a duplicate from an odd value.
+ * tell a duplicate from an odd value (an `injectWS` request has none: its headers are an object).
  */
 export function backendIdOf (request: FastifyRequest, opts: ResolvedOptions): string {
   const { idHeader, idQuery } = opts
   const value = request.headers[idHeader] ?? queryValue(request, idQuery)
   if (value === undefined) throw new NoBackendIdError(idHeader)
-  const raw = request.raw.rawHeaders
+  const raw = request.raw.rawHeaders ?? []
   let count = 0
   for (let i = 0; i < raw.length; i += 2) {
     if (raw[i].toLowerCase() === idHeader) count++

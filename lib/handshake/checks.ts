@@ -16,7 +16,8 @@ export function checkHandshake (request: FastifyRequest, reply: FastifyReply): v
   const { upgrade, 'sec-websocket-version': version, 'sec-websocket-key': key } = request.headers
   if (upgrade?.toLowerCase() !== 'websocket') throw new BadHandshakeError('Upgrade must be websocket')
   if (typeof key !== 'string' || !WEBSOCKET_KEY.test(key)) throw new BadHandshakeError('bad Sec-WebSocket-Key')
-  if (version !== '13') {
+  // Compared as text: `injectWS` sends the version as a number.
+  if (String(version) !== '13') {
     reply.header('sec-websocket-version', '13')
     throw new UpgradeRequiredError()
   }

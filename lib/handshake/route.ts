@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import '@fastify/websocket'
 import { callApp } from '../callbacks'
@@ -16,13 +17,15 @@ import { authenticate, tokenOf, type TokenClaims, type TokenVerifier } from './a
 import { backendIdOf } from './backend-id'
 import { checkHandshake, protocolOffer, type ProtocolOffer } from './checks'
 import { ConnectionLimits, retryLater, type Slot } from './limits'
-import { redactingRequestSerializer } from './log'
+import { routeSerializers } from './log'
 import { kConnectionId, kProtocol, type GatewayMessage } from './protocols'
 
 /** What the preValidation hooks learn about an upgrade, for the next hook and the handler. */
 interface Handshake {
   /** The connection's id: sent to the backend and in the 101, and its name in the registry API. */
   id: string
+  /** The client's upgrade socket (a stream, not a net.Socket, under `injectWS`). */
+  socket: Duplex
   offer: ProtocolOffer
   slot: Slot
   backend?: ResolvedBackend
@@ -59,9 +62,11 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
       throw new OriginForbiddenError()
     }
     // The slot is held until the client's socket closes, whichever way the upgrade ends.
-    const slot = limits.admit(request.ip, reply)
-    request.raw.socket.once('close', () => slot.release())
-    handshakes.set(request, { id: newConnectionId(node.id), offer: protocolOffer(request, opts.tokenProtocol), slot })
+    // @fastify/websocket gives the reply the upgrade socket; `request.raw` has none under injectWS.
+    const socket = reply.raw.socket as Duplex
+    const slot = limits.admit(request.ip ?? '', reply)
+    socket.once('close', () => slot.release())
+    handshakes.set(request, { id: newConnectionId(node.id), socket, offer: protocolOffer(request, opts.tokenProtocol), slot })
   }
 
   async function checkToken (request: FastifyRequest, reply: FastifyReply): Promise<void> {
@@ -91,7 +96,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
   async function connectBackend (request: FastifyRequest): Promise<void> {
     const handshake = handshakes.get(request) as Handshake
     const { id, offer } = handshake
-    handshake.upstream = await openUpstream(request, handshake.backend as ResolvedBackend, opts, offer.protocols, id)
+    handshake.upstream = await openUpstream(request, handshake.socket, handshake.backend as ResolvedBackend, opts, offer.protocols, id)
     // A browser that sent its token as a subprotocol fails the handshake unless one protocol is
     // selected: when the backend chose none, the marker is — never the token.
     const marker = offer.token !== undefined ? opts.tokenProtocol : false
@@ -104,8 +109,9 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     const { id, backend, upstream } = handshakes.get(request) as Required<Handshake>
     // The relay owns both sockets from here: @fastify/websocket's own error handler (which logs a
     // peer's disconnect as an error) and its shutdown (which closes without a code) are taken off.
+    // The app's server may run without client tracking (`clientTracking: false`; the gateway's own does).
     socket.removeAllListeners('error')
-    this.websocketServer.clients.delete(socket)
+    ;(this.websocketServer.clients as Set<WebSocket> | undefined)?.delete(socket)
     const sub = (request.user as { sub?: unknown } | undefined)?.sub
     const log = request.log
     const backendWs = upstream.adopt()
@@ -149,7 +155,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     url: opts.path,
     websocket: true,
     preValidation: [checkRequest, checkToken, resolveBackend, connectBackend],
-    logSerializers: opts.tokenQuery === undefined ? undefined : { req: redactingRequestSerializer(opts.tokenQuery) },
+    logSerializers: routeSerializers(opts),
     onError: async (_request, _reply, error) => { registry.reject(error.code ?? 'INTERNAL') },
     handler: relay
   })

@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis'
-import { checkInteger, fail, isPlainObject } from './check'
+import { checkTimeout, fail, isPlainObject } from './check'
 import { NODE_ID_PATTERN } from '../registry/ids'
 import type { ResolvedCluster } from './types'
 
@@ -34,7 +34,7 @@ export function resolveCluster (input: unknown): ResolvedCluster | undefined {
     redis: redis as ResolvedCluster['redis'],
     prefix,
     nodeId: nodeId as string | undefined,
-    nodeTtl: checkInteger(input, 'nodeTtl', DEFAULT_NODE_TTL, 1000, 'cluster.'),
-    commandTimeout: checkInteger(input, 'commandTimeout', DEFAULT_COMMAND_TIMEOUT, 10, 'cluster.')
+    nodeTtl: checkTimeout(input, 'nodeTtl', DEFAULT_NODE_TTL, 1000, false, 'cluster.'),
+    commandTimeout: checkTimeout(input, 'commandTimeout', DEFAULT_COMMAND_TIMEOUT, 10, false, 'cluster.')
   })
 }

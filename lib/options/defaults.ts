@@ -25,6 +25,21 @@ export const DEFAULT_RATE_LIMIT: Readonly<Required<RateLimitOptions>> = Object.f
   onExceeded: 'close'
 })
 
+/**
+ * Lower bounds of the timing options, in ms. The timers that end a connection for silence or
+ * slowness (heartbeat, idle, slow consumer) are either off (0) or at least a second: shorter, they
+ * turn normal network jitter into closes, and a heartbeat becomes a load of its own (a ping per
+ * connection per tick). A backend needs at least a round trip to accept, and a close handshake one
+ * to finish.
+ */
+export const MIN_HEARTBEAT_INTERVAL = 1_000
+export const MIN_IDLE_TIMEOUT = 1_000
+export const MIN_SLOW_CONSUMER_TIMEOUT = 1_000
+export const MIN_CONNECT_TIMEOUT = 100
+export const MIN_CLOSE_TIMEOUT = 100
+/** Node's timers overflow past this many ms (about 24.8 days) and fire at once: no timing option may exceed it. */
+export const MAX_TIMER_DELAY = 2 ** 31 - 1
+
 /** Backend IDs are only ever looked up, never pasted into a URL; this keeps them boring. */
 export const BACKEND_ID_PATTERN = /^[A-Za-z0-9_.-]{1,64}$/
 export const HEADER_NAME_PATTERN = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/

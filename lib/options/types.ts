@@ -1,5 +1,4 @@
-import type { FastifyRequest } from 'fastify'
-import type { FastifyJWTOptions } from '@fastify/jwt'
+import type { FastifyRequest, RegisterOptions } from 'fastify'
 import type { VerifierOptions } from 'fast-jwt'
 import type { ConnectionOptions } from 'node:tls'
 import type { PerMessageDeflateOptions } from 'ws'
@@ -32,6 +31,27 @@ export interface ResolvedBackend {
   readonly maxPayload: number
   readonly tls: BackendTlsOptions
 }
+
+/**
+ * The gateway's own JWT verification. `secret` is a shared secret (HS256 by default) or a
+ * `{ public }` PEM key (its own family by default: RS256/384/512, PS*, ES256/384/512 by curve,
+ * EdDSA); `private` may be given for symmetry with @fastify/jwt and is not used — the gateway only
+ * verifies.
+ */
+export interface GatewayJwtOptions {
+  secret: string | Buffer | { public: string | Buffer, private?: string | Buffer }
+  verify?: GatewayJwtVerifyOptions
+}
+
+/**
+ * fast-jwt's verify options (the engine of @fastify/jwt), less those that would undo what the
+ * gateway relies on (`key`, `complete`, `ignoreExpiration`; `clockTolerance` is the gateway's own
+ * option, in seconds). `maxAge` is in seconds, as @fastify/jwt takes it.
+ */
+export type GatewayJwtVerifyOptions = Pick<VerifierOptions,
+'algorithms' | 'allowedAud' | 'allowedIss' | 'allowedSub' | 'allowedJti' | 'allowedNonce' | 'requiredClaims' |
+'ignoreNotBefore' | 'checkTyp' | 'allowedCritHeaders' | 'cache' | 'cacheTTL' | 'errorCacheTTL' | 'clockTimestamp'
+> & { maxAge?: number }
 
 /** Headers sent to the backend on the handshake. */
 export type UpstreamHeaders = Record<string, string | string[]>
@@ -81,8 +101,13 @@ export interface JwksJwtOptions {
   verify?: Partial<Omit<VerifierOptions, 'key' | 'complete'>>
 }
 
-/** Options of `fastify.register(wsGateway, options)`. The README has the table with defaults. */
-export interface WsGatewayOptions {
+/**
+ * Options of `fastify.register(wsGateway, options)`. The README has the table with defaults.
+ * Fastify's own register options apply to the gateway's route: `prefix` is prepended to `path`
+ * (`{ prefix: '/api' }` serves `/api/ws`), `logLevel` and `logSerializers` apply to its request
+ * logs (a `tokenQuery` token stays redacted).
+ */
+export interface WsGatewayOptions extends Pick<RegisterOptions, 'prefix' | 'logLevel' | 'logSerializers'> {
   /** Route of the WebSocket endpoint. Default `/ws`. */
   path?: string
   /** Static map of backend ID → URL or config. */
@@ -91,8 +116,11 @@ export interface WsGatewayOptions {
   resolveBackend?: (id: string, request: FastifyRequest) => BackendOption | undefined | Promise<BackendOption | undefined>
   /** Header carrying the backend ID. Default `id`. */
   idHeader?: string
-  /** Options for @fastify/jwt, or `{ jwks, verify? }` for keys from a JWKS. Omit to reuse the app's own @fastify/jwt registration. */
-  jwt?: FastifyJWTOptions | JwksJwtOptions
+  /**
+   * The gateway's own JWT verification: `{ secret, verify? }`, or `{ jwks, verify? }` for keys from a
+   * JWKS. Omit to reuse the app's own @fastify/jwt registration.
+   */
+  jwt?: GatewayJwtOptions | JwksJwtOptions
   /** Per-backend access check from `request.user`; false → 403. */
   authorize?: (request: FastifyRequest, backendId: string) => boolean | Promise<boolean>
   /** Browser origins allowed to connect: exact origins or a predicate. Default: any. */
@@ -186,7 +214,10 @@ export interface ResolvedOptions {
   readonly backends: ReadonlyMap<string, ResolvedBackend>
   readonly resolveBackend?: WsGatewayOptions['resolveBackend']
   readonly idHeader: string
-  readonly jwt?: FastifyJWTOptions | JwksJwtOptions
+  /** `jwt: { jwks, verify? }`: keys from a JWKS (checked when its verifier is made, at registration). */
+  readonly jwks?: JwksJwtOptions
+  /** The gateway's own verifier for `jwt: { secret, verify? }`. Neither: the app's @fastify/jwt. */
+  readonly verifyToken?: (token: string) => unknown
   readonly authorize?: WsGatewayOptions['authorize']
   readonly isOriginAllowed?: (origin: string, request: FastifyRequest) => boolean
   readonly connectTimeout: number
@@ -218,6 +249,9 @@ export interface ResolvedOptions {
   readonly rateLimit: Readonly<Required<RateLimitOptions>> | false
   readonly cluster?: ResolvedCluster
   readonly managementApi?: ResolvedManagementApi
+  readonly prefix?: string
+  readonly logLevel?: RegisterOptions['logLevel']
+  readonly logSerializers?: RegisterOptions['logSerializers']
 }
 
 /** The relay engines: frames over the raw sockets, or messages through ws. */

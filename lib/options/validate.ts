@@ -1,15 +1,18 @@
+import type { RegisterOptions } from 'fastify'
 import { resolveBackendConfig } from './backend'
 import { resolveCluster } from './cluster'
 import { resolveManagementApi } from './management'
-import { checkChoice, checkFunction, checkInteger, checkName, fail, isPlainObject } from './check'
+import { checkChoice, checkFunction, checkInteger, checkKeys, checkName, checkTimeout, fail, isPlainObject } from './check'
 import {
   BACKEND_ID_PATTERN, DEFAULT_CLOCK_TOLERANCE, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_ENGINE, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HIGH_WATER_MARK, DEFAULT_ID_HEADER, DEFAULT_IDLE_TIMEOUT,
   DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_CONNECTIONS_PER_SUBJECT, DEFAULT_MAX_PAYLOAD,
   DEFAULT_PATH, DEFAULT_RATE_LIMIT, DEFAULT_RETRY_AFTER, DEFAULT_SLOW_CONSUMER_TIMEOUT, DEFAULT_TOKEN_PROTOCOL,
-  HEADER_NAME_PATTERN
+  HEADER_NAME_PATTERN, MAX_TIMER_DELAY, MIN_CLOSE_TIMEOUT, MIN_CONNECT_TIMEOUT, MIN_HEARTBEAT_INTERVAL, MIN_IDLE_TIMEOUT,
+  MIN_SLOW_CONSUMER_TIMEOUT
 } from './defaults'
 import { resolveDropHeaders, resolveIdentityHeaders } from './headers'
+import { resolveJwt } from './jwt'
 import type { ResolvedBackend, ResolvedOptions, WsGatewayOptions } from './types'
 /** Our options, plus the ones Fastify itself reads from every plugin's options. */
 const KNOWN_OPTIONS = new Set([
@@ -28,8 +31,7 @@ function resolveRateLimit (input: unknown): ResolvedOptions['rateLimit'] {
   if (input === false) return false
   if (input === undefined) return DEFAULT_RATE_LIMIT
   if (!isPlainObject(input)) fail('rateLimit must be an object or false')
-  const unknown = Object.keys(input).find((key) => !(key in DEFAULT_RATE_LIMIT))
-  if (unknown !== undefined) fail(`unknown option "rateLimit.${unknown}"`)
+  checkKeys(input, new Set(Object.keys(DEFAULT_RATE_LIMIT)), 'rateLimit.')
   return Object.freeze({
     messagesPerSecond: checkInteger(input, 'messagesPerSecond', DEFAULT_RATE_LIMIT.messagesPerSecond, 1, 'rateLimit.'),
     bytesPerSecond: checkInteger(input, 'bytesPerSecond', DEFAULT_RATE_LIMIT.bytesPerSecond, 1, 'rateLimit.'),
@@ -40,23 +42,57 @@ function resolveRateLimit (input: unknown): ResolvedOptions['rateLimit'] {
 function resolveOrigins (allowed: unknown): ResolvedOptions['isOriginAllowed'] {
   if (allowed === undefined) return undefined
   if (typeof allowed === 'function') return allowed as ResolvedOptions['isOriginAllowed']
-  if (!Array.isArray(allowed) || !allowed.every((o) => typeof o === 'string')) {
-    fail('allowedOrigins must be an array of origins or a function')
-  }
-  const origins = new Set(allowed.map((o: string) => o.toLowerCase()))
+  if (!Array.isArray(allowed)) fail('allowedOrigins must be an array of origins or a function')
+  const origins = new Set(allowed.map((origin: unknown, i) => checkOrigin(origin, `allowedOrigins[${i}]`)))
   return (origin) => origins.has(origin.toLowerCase())
+}
+
+/**
+ * An origin as a browser sends it in `Origin` (RFC 6454 §6.2), lowercased: `scheme://host[:port]`,
+ * without a path, a trailing slash, credentials or a default port — anything else could never
+ * match, so it is refused, with the form to write when there is one.
+ */
+function checkOrigin (origin: unknown, name: string): string {
+  const expected = `${name} must be an origin like "https://app.example" (scheme://host[:port], no path or trailing slash)`
+  if (typeof origin !== 'string') fail(expected)
+  let url
+  try {
+    url = new URL(origin)
+  } catch {
+    fail(expected)
+  }
+  const serialized = `${url.protocol}//${url.host}`
+  if (url.host === '' || url.username !== '' || url.password !== '') fail(expected)
+  if (serialized !== origin.toLowerCase()) fail(`${expected}: write "${serialized}"`)
+  return serialized
+}
+
+/** Fastify's own register options, which a plugin wrapped in fastify-plugin must apply itself. */
+function resolveRegisterOptions (opts: Record<string, unknown>, logLevels: readonly string[] | undefined): Pick<ResolvedOptions, 'prefix' | 'logLevel' | 'logSerializers'> {
+  const { prefix, logLevel, logSerializers } = opts
+  if (prefix !== undefined && typeof prefix !== 'string') fail('prefix must be a string')
+  if (logLevel !== undefined && (typeof logLevel !== 'string' || logLevels?.includes(logLevel) === false)) {
+    fail(`logLevel must be ${logLevels === undefined ? 'a level name' : `one of ${logLevels.join(', ')}`}`)
+  }
+  if (logSerializers !== undefined && (!isPlainObject(logSerializers) || !Object.values(logSerializers).every((f) => typeof f === 'function'))) {
+    fail('logSerializers must be an object of functions')
+  }
+  return {
+    prefix: prefix as string | undefined,
+    logLevel: logLevel as RegisterOptions['logLevel'],
+    logSerializers: logSerializers === undefined ? undefined : Object.freeze({ ...logSerializers as RegisterOptions['logSerializers'] })
+  }
 }
 
 /**
  * Checks every option and returns a new frozen object with the defaults filled in. The caller's
  * object is never modified. Throws `FST_WS_GATEWAY_INVALID_OPTION` naming the option at fault.
+ * `logLevels` are the level names the app's logger knows, when it tells (pino does).
  */
-export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions {
+export function validateOptions (input: WsGatewayOptions = {}, logLevels?: readonly string[]): ResolvedOptions {
   if (!isPlainObject(input)) fail('options must be an object')
   const opts = input as Record<string, unknown>
-  for (const name of Object.keys(opts)) {
-    if (!KNOWN_OPTIONS.has(name)) fail(`unknown option "${name}"`)
-  }
+  checkKeys(opts, KNOWN_OPTIONS, '')
 
   const path = opts.path ?? DEFAULT_PATH
   if (typeof path !== 'string' || !path.startsWith('/')) fail('path must be a string starting with "/"')
@@ -76,7 +112,7 @@ export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions 
   checkFunction(opts.resolveBackend, 'resolveBackend')
   if (backends.size === 0 && opts.resolveBackend === undefined) fail('give backends, resolveBackend or both')
 
-  if (opts.jwt !== undefined && !isPlainObject(opts.jwt)) fail('jwt must be an object of @fastify/jwt options')
+  const clockTolerance = checkInteger(opts, 'clockTolerance', DEFAULT_CLOCK_TOLERANCE, 0)
   checkFunction(opts.authorize, 'authorize')
   checkFunction(opts.rewriteRequestHeaders, 'rewriteRequestHeaders')
   const engine = opts.engine ?? DEFAULT_ENGINE
@@ -89,22 +125,27 @@ export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions 
   const closeOnTokenExpiry = opts.closeOnTokenExpiry ?? true
   const identity = resolveIdentityHeaders(opts.identityHeaders)
   if (typeof closeOnTokenExpiry !== 'boolean') fail('closeOnTokenExpiry must be a boolean')
+  // 0 closes every connection at once on shutdown: a choice, not a mistake.
+  const drainTimeout = checkTimeout(opts, 'drainTimeout', DEFAULT_DRAIN_TIMEOUT, 0)
+  const closeTimeout = checkTimeout(opts, 'closeTimeout', DEFAULT_CLOSE_TIMEOUT, MIN_CLOSE_TIMEOUT)
+  // Both run in one timer on shutdown.
+  if (drainTimeout + closeTimeout > MAX_TIMER_DELAY) fail(`drainTimeout + closeTimeout must be at most ${MAX_TIMER_DELAY} (ms)`)
 
   return Object.freeze({
     path,
     backends,
     resolveBackend: opts.resolveBackend as WsGatewayOptions['resolveBackend'],
     idHeader: idHeader.toLowerCase(),
-    jwt: opts.jwt as ResolvedOptions['jwt'],
+    ...resolveJwt(opts.jwt, clockTolerance),
     authorize: opts.authorize as WsGatewayOptions['authorize'],
     isOriginAllowed: resolveOrigins(opts.allowedOrigins),
-    connectTimeout: checkInteger(opts, 'connectTimeout', DEFAULT_CONNECT_TIMEOUT, 1),
+    connectTimeout: checkTimeout(opts, 'connectTimeout', DEFAULT_CONNECT_TIMEOUT, MIN_CONNECT_TIMEOUT),
     maxPayload,
-    heartbeatInterval: checkInteger(opts, 'heartbeatInterval', DEFAULT_HEARTBEAT_INTERVAL, 0),
-    idleTimeout: checkInteger(opts, 'idleTimeout', DEFAULT_IDLE_TIMEOUT, 0),
+    heartbeatInterval: checkTimeout(opts, 'heartbeatInterval', DEFAULT_HEARTBEAT_INTERVAL, MIN_HEARTBEAT_INTERVAL, true),
+    idleTimeout: checkTimeout(opts, 'idleTimeout', DEFAULT_IDLE_TIMEOUT, MIN_IDLE_TIMEOUT, true),
     highWaterMark: checkInteger(opts, 'highWaterMark', DEFAULT_HIGH_WATER_MARK, 1),
-    closeTimeout: checkInteger(opts, 'closeTimeout', DEFAULT_CLOSE_TIMEOUT, 0),
-    clockTolerance: checkInteger(opts, 'clockTolerance', DEFAULT_CLOCK_TOLERANCE, 0),
+    closeTimeout,
+    clockTolerance,
     rewriteRequestHeaders: opts.rewriteRequestHeaders as WsGatewayOptions['rewriteRequestHeaders'],
     isDroppedHeader: resolveDropHeaders(opts.dropHeaders, identity.names),
     identityHeaders: identity.headers,
@@ -117,13 +158,14 @@ export function validateOptions (input: WsGatewayOptions = {}): ResolvedOptions 
     maxConnectionsPerIp: checkInteger(opts, 'maxConnectionsPerIp', DEFAULT_MAX_CONNECTIONS_PER_IP, 0),
     maxConnectionsPerSubject: checkInteger(opts, 'maxConnectionsPerSubject', DEFAULT_MAX_CONNECTIONS_PER_SUBJECT, 0),
     retryAfter: checkInteger(opts, 'retryAfter', DEFAULT_RETRY_AFTER, 0),
-    drainTimeout: checkInteger(opts, 'drainTimeout', DEFAULT_DRAIN_TIMEOUT, 0),
+    drainTimeout,
     shutdownCloseCode: checkChoice(opts, 'shutdownCloseCode', 1001, [1001, 1012] as const),
     closeOnTokenExpiry,
-    slowConsumerTimeout: checkInteger(opts, 'slowConsumerTimeout', DEFAULT_SLOW_CONSUMER_TIMEOUT, 0),
+    slowConsumerTimeout: checkTimeout(opts, 'slowConsumerTimeout', DEFAULT_SLOW_CONSUMER_TIMEOUT, MIN_SLOW_CONSUMER_TIMEOUT, true),
     slowConsumerCloseCode: checkChoice(opts, 'slowConsumerCloseCode', 1008, [1008, 1013] as const),
     rateLimit: resolveRateLimit(opts.rateLimit),
     cluster: resolveCluster(opts.cluster),
-    managementApi: resolveManagementApi(opts.managementApi)
+    managementApi: resolveManagementApi(opts.managementApi),
+    ...resolveRegisterOptions(opts, logLevels)
   })
 }

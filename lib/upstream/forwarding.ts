@@ -12,9 +12,12 @@ function forwardedNode (address: string): string {
  * (`request.ips`, up to and including the first untrusted one) followed by the peer; without, the
  * peer alone. Host, protocol and port are Fastify's `request.host` / `request.protocol`, which
  * read `X-Forwarded-Host` / `-Proto` only from a trusted peer. `Forwarded` (RFC 7239) says the
- * same: one `for=` element per hop, the first carrying the original `host` and `proto`.
+ * same: one `for=` element per hop, the first carrying the original `host` and `proto`. None
+ * for a request without a socket (`app.injectWS`).
  */
 export function forwardingHeaders (request: FastifyRequest): UpstreamHeaders {
+  // An injectWS request has no socket: the gateway saw no peer and no protocol to vouch for.
+  if (request.socket === undefined) return {}
   const chain = [...(request.ips ?? [request.ip])].reverse()
   const proto = request.protocol
   const host = request.host

@@ -1,7 +1,7 @@
 import type { FastifyRequest } from 'fastify'
-import { validateHeaderName, validateHeaderValue } from 'node:http'
 import { callApp } from '../callbacks'
 import { decodedName } from '../handshake/query'
+import { headersProblem } from '../options/check'
 import type { ResolvedBackend, ResolvedOptions, TokenClaims, UpstreamHeaders } from '../options/types'
 import { forwardingHeaders } from './forwarding'
 
@@ -39,14 +39,8 @@ export function upstreamUrl (request: FastifyRequest, backend: ResolvedBackend, 
 
 /** The headers an app callback returned, if Node can send them; otherwise it throws (see `callApp`). */
 function sendable (headers: unknown): UpstreamHeaders {
-  if (typeof headers !== 'object' || headers === null) throw new TypeError('headers must be an object')
-  for (const [name, value] of Object.entries(headers)) {
-    validateHeaderName(name)
-    for (const one of [value].flat()) {
-      if (typeof one !== 'string') throw new TypeError(`header ${name} must be a string or an array of strings`)
-      validateHeaderValue(name, one)
-    }
-  }
+  const problem = headersProblem(headers, true)
+  if (problem !== undefined) throw new TypeError(`headers${problem}`)
   return headers as UpstreamHeaders
 }
 

@@ -1,5 +1,6 @@
 import type { FastifyRequest } from 'fastify'
 import type { IncomingMessage } from 'node:http'
+import type { Duplex } from 'node:stream'
 import WebSocket from 'ws'
 import { BackendRefusedError, BadGatewayError, ClientGoneError, GatewayTimeoutError } from '../errors'
 import { upstreamHeaders, upstreamUrl } from './headers'
@@ -21,9 +22,10 @@ export interface Upstream {
  *
  * Once open, the socket is paused: frames the backend sends at once wait in the kernel until the
  * relay resumes it, so none are lost while the client's upgrade completes. Until the relay adopts
- * it, the socket is terminated if the client goes away or the request ends in an error.
+ * it, the socket is terminated if the client (its upgrade socket, `client`) goes away or the
+ * request ends in an error.
  */
-export async function openUpstream (request: FastifyRequest, backend: ResolvedBackend, opts: ResolvedOptions, offered: string[], connectionId: string): Promise<Upstream> {
+export async function openUpstream (request: FastifyRequest, client: Duplex, backend: ResolvedBackend, opts: ResolvedOptions, offered: string[], connectionId: string): Promise<Upstream> {
   const headers = upstreamHeaders(request, backend, opts)
   // The gateway's own, after everything else: a client can never supply it.
   headers['x-connection-id'] = connectionId
@@ -36,7 +38,6 @@ export async function openUpstream (request: FastifyRequest, backend: ResolvedBa
     followRedirects: false
   })
   // Node's HTTP server allows half-open sockets, so a client that leaves shows as 'end' first.
-  const client = request.raw.socket
   const terminate = (): void => socket.terminate()
   client.once('end', terminate)
   client.once('close', terminate)

@@ -1,9 +1,7 @@
+import { MAX_TIMER_DELAY } from '../../options/defaults'
 import { CloseCode } from '../../relay/close-codes'
 import type { Connection } from '../../relay/types'
 import type { TokenClaims } from './token'
-
-/** Node timers overflow past this many milliseconds (about 24.8 days) and fire at once. */
-export const MAX_TIMER_DELAY = 2 ** 31 - 1
 
 /**
  * Calls `fn` at `deadline` (ms since the epoch), however far away: a wait longer than `maxDelay`

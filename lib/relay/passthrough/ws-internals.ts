@@ -55,6 +55,16 @@ export function socketOf (ws: WebSocket): Socket {
   return (ws as unknown as WsInternals)._socket as Socket
 }
 
+/**
+ * Sets the largest message ws's Receiver takes on this WebSocket, whatever its server was created
+ * with: the gateway's `maxPayload` then holds on its own connections (ws answers 1009 past it)
+ * while the shared server keeps the app's setting for the app's routes. Nothing was read yet (the
+ * route runs inside ws's upgrade callback), so the limit holds from the first byte.
+ */
+export function capMaxPayload (ws: WebSocket, maxPayload: number): void {
+  (ws as unknown as Required<WsInternals>)._receiver._maxPayload = maxPayload
+}
+
 /** The gateway's limit, or the lower one ws was given for this leg (e.g. a backend's `maxPayload`). */
 export function limitOf (ws: WebSocket, maxPayload: number): number {
   const own = (ws as unknown as WsInternals)._receiver?._maxPayload ?? 0

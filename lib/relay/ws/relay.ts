@@ -88,15 +88,10 @@ export class Relay implements Engine {
   }
 
   /**
-   * The client-side checks on a message: the gateway's `maxPayload` (ws enforces the backend
-   * leg's itself, and the client leg's only when the shared WebSocket server allows no more than
-   * this gateway) and the rate limit. False when the message must not be forwarded.
+   * The rate limit on a client message (ws itself enforces `maxPayload` on both legs). False when
+   * the message must not be forwarded.
    */
   private admit (data: Buffer): boolean {
-    if (data.length > this.connection.settings.maxPayload) {
-      this.connection.closeBoth(CloseCode.MESSAGE_TOO_BIG, 'message too big', CloseCode.GOING_AWAY, 'going away')
-      return false
-    }
     if (this.connection.rateLimiter?.take(data.length) === false) {
       if (this.connection.dropsOverLimit) this.connection.dropped++
       else this.connection.end(CloseCode.POLICY, 'rate limit')
