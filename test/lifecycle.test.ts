@@ -1,10 +1,9 @@
 import { once } from 'node:events'
-import { Writable } from 'node:stream'
 import t from 'tap'
 import WebSocket from 'ws'
 import fastifyWebsocket from '@fastify/websocket'
 import wsGateway from '../lib/index'
-import { BACKEND_ID, SECRET, authHeaders, sign, closeOf, connect, handshake, nextMessage, startBackend, startGateway, startPair } from './helpers'
+import { BACKEND_ID, SECRET, authHeaders, sign, closeOf, connect, handshake, captureLogs, nextMessage, startBackend, startGateway, startPair } from './helpers'
 
 for (const engine of ['passthrough', 'ws'] as const) {
   t.test(`${engine} engine: fastify.close() closes both legs 1001 after delivering every message already sent`, async (t) => {
@@ -99,7 +98,7 @@ t.test('two gateways in one app, under different paths with different backends',
   const abc = await startBackend(t, { onConnection: (ws) => ws.on('message', (m) => ws.send(`[ABC] ${m.toString()}`)) })
   const xyz = await startBackend(t, { onConnection: (ws) => ws.on('message', (m) => ws.send(`[XYZ] ${m.toString()}`)) })
   const gateway = await startGateway(t, { path: '/one', backends: { Backend_ABC: abc.url }, jwt: { secret: SECRET } }, {}, async (app) => {
-    await app.register(wsGateway, { path: '/two', backends: { Backend_XYZ: xyz.url }, jwt: { secret: 'second-secret' } })
+    await app.register(wsGateway, { path: '/two', backends: { Backend_XYZ: xyz.url }, jwt: { secret: 'second-secret' }, engine: 'ws' })
   })
   const base = `ws://127.0.0.1:${gateway.port}`
   const one = await connect(`${base}/one`, authHeaders({ id: 'Backend_ABC' }))
@@ -118,6 +117,8 @@ t.test('two gateways in one app, under different paths with different backends',
   t.equal(stats.byPath['/two'].open, 1)
   t.same(stats.byPath['/two'].rejected, { FST_WS_GATEWAY_INVALID_TOKEN: 1 })
   t.same(stats.rejected, { FST_WS_GATEWAY_INVALID_TOKEN: 1, FST_WS_GATEWAY_UNKNOWN_BACKEND: 1 })
+  t.same(stats.byPath['/two'].engines, { passthrough: 0, ws: 1 }, 'connections counted by the engine that relays them')
+  t.same(stats.engines, { passthrough: 1, ws: 1 })
   one.close()
   two.close()
 })
@@ -144,10 +145,9 @@ t.test('stats count connections, frames and bytes each way, open and closed', as
 })
 
 t.test('one log line at open and one at close, with the connection\'s figures and no token', async (t) => {
-  const lines: Array<Record<string, unknown>> = []
-  const stream = new Writable({ write (chunk, _enc, done) { lines.push(JSON.parse(chunk.toString())); done() } })
+  const { lines, logger } = captureLogs()
   const backend = await startBackend(t)
-  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET } }, { logger: { stream, level: 'info' } })
+  const gateway = await startGateway(t, { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET } }, { logger })
   const headers = authHeaders()
   const ws = await connect(gateway.url, headers)
   ws.send('12345')
@@ -160,7 +160,7 @@ t.test('one log line at open and one at close, with the connection\'s figures an
   const closed = lines.filter((l) => l.msg === 'ws gateway connection closed')
   t.equal(open.length, 1)
   t.equal(closed.length, 1)
-  t.match(open[0], { backendId: BACKEND_ID, sub: 'user-1' })
+  t.match(open[0], { backendId: BACKEND_ID, sub: 'user-1', engine: 'passthrough' })
   t.match(closed[0], {
     backendId: BACKEND_ID,
     sub: 'user-1',

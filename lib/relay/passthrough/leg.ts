@@ -55,16 +55,24 @@ export class FrameLeg implements LegState {
   messageBytes = 0
   /** Bytes of the current control frame's payload gathered so far, at `scratch[CONTROL_AT]`. */
   controlLength = 0
+  /** Client legs: the current frame's old mask key ^ the new one it is forwarded with (see mask.ts). */
+  maskDelta = 0
+  /** Client legs: payload bytes of the current frame masked again so far. */
+  maskOffset = 0
   /** A pong came back since the last heartbeat ping. */
   alive = true
 
   // The writer's: back-pressure, and control frames waiting for a frame boundary.
-  /** Why this leg is not being read (bits, see writer.ts): read while 0. */
-  paused = 0
+  /** This leg is not being read: the other one is over its `highWaterMark`. */
+  paused = false
   /** Control frames waiting for the frame being written to this leg to end. */
   pending: Buffer[] | undefined
   /** Messages of the gateway's own (the registry API's) waiting for the message being written to this leg to end. */
   pushes: Buffer[] | undefined
+  /** The pong to the latest ping from this leg, waiting for the one being written or a frame boundary. */
+  pong: Buffer | undefined
+  /** A pong to this leg is being written (its write has not completed). */
+  ponging = false
   /** Our close frame went out on this leg. */
   closeWritten = false
 
