@@ -21,6 +21,8 @@ export const CLOSE_FRAME_BYTE = 0x80 | OPCODE_CLOSE
 
 /** An empty, unmasked ping: what a server sends its client (shared: it is never modified). */
 export const SERVER_PING = Buffer.from([0x80 | OPCODE_PING, 0])
+/** An empty, unmasked pong: the answer to a client's empty ping (shared: it is never modified). */
+export const CLIENT_PONG = Buffer.from([0x80 | OPCODE_PONG, 0])
 
 export const EMPTY = Buffer.alloc(0)
 

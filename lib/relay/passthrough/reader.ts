@@ -2,7 +2,7 @@ import { CloseCode } from '../close-codes'
 import type { RelayConnection } from '../connection'
 import type { RateLimiter } from '../rate-limit'
 import type { FrameCloser } from './closer'
-import { EMPTY, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG, controlFrame, frameProblem, headerSize, payloadLength, unmask } from './frames'
+import { EMPTY, OPCODE_CLOSE, OPCODE_PING, frameProblem, headerSize, payloadLength, unmask } from './frames'
 import { CONTROL, CONTROL_AT, DATA, DISCARD, HEADER, gather, type FrameLeg } from './leg'
 import { newMask, remask } from './mask'
 import type { FrameWriter } from './writer'
@@ -174,7 +174,7 @@ export class FrameReader {
     if (leg.opcode === OPCODE_CLOSE) return this.closer.closeReceived(leg, payload)
     // Charged even after our close frame (see `overLimit`), but no longer heeded.
     if ((leg.fromClient && !this.connection.admit(1, payload.length)) || leg.closing) return
-    if (leg.opcode === OPCODE_PING) this.writer.pong(leg, controlFrame(OPCODE_PONG, payload, !leg.fromClient))
+    if (leg.opcode === OPCODE_PING) this.writer.pong(leg, payload)
     else leg.alive = true
   }
 }

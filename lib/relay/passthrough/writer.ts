@@ -1,6 +1,6 @@
 import type { RelayConnection } from '../connection'
-import { CLOSE_FRAME_BYTE, EMPTY } from './frames'
-import { DATA, type FrameLeg } from './leg'
+import { CLIENT_PONG, CLOSE_FRAME_BYTE, EMPTY, OPCODE_PONG, controlFrame } from './frames'
+import { DATA, PONG_AT, type FrameLeg } from './leg'
 
 /**
  * The writing part of the passthrough engine: bytes out to a leg, back-pressure between the legs,
@@ -57,23 +57,30 @@ export class FrameWriter {
   }
 
   /**
-   * Answers a ping from `leg` with `frame`. One pong is written at a time; a ping that comes while
-   * it is, or while a data frame to `leg` is half written, replaces the pong waiting, so only the
-   * latest ping is answered (RFC 6455 §5.5.3): a peer that pings without reading holds at most
-   * two pongs of the gateway's memory, and costs one write per pong written, not per ping.
+   * Answers a ping from `leg` (its payload, read from `leg.scratch`). One pong is written at a
+   * time; a ping that comes while it is, or while a data frame to `leg` is half written, replaces
+   * the pong waiting, so only the latest ping is answered (RFC 6455 §5.5.3): a peer that pings
+   * without reading holds at most two pongs of the gateway's memory, and costs one write per pong
+   * written — not per ping, and without an allocation per ping.
    */
-  pong (leg: FrameLeg, frame: Buffer): void {
-    leg.pong = frame
-    this.flushPong(leg)
+  pong (leg: FrameLeg, payload: Buffer): void {
+    if (!leg.ponging && !halfWritten(leg)) return this.writePong(leg, payload)
+    if (payload.length > 0) payload.copy(leg.scratch, PONG_AT)
+    leg.pong = payload.length
   }
 
   private flushPong (leg: FrameLeg): void {
-    const frame = leg.pong
-    if (frame === undefined || leg.ponging || halfWritten(leg)) return
+    const length = leg.pong
+    if (length === undefined || leg.ponging || halfWritten(leg)) return
     leg.pong = undefined
+    this.writePong(leg, length === 0 ? EMPTY : leg.scratch.subarray(PONG_AT, PONG_AT + length))
+  }
+
+  private writePong (leg: FrameLeg, payload: Buffer): void {
     // After our close frame, no pong.
     if (leg.closing || !leg.socket.writable) return
     leg.ponging = true
+    const frame = leg.fromClient && payload.length === 0 ? CLIENT_PONG : controlFrame(OPCODE_PONG, payload, !leg.fromClient)
     leg.socket.write(frame, () => {
       leg.ponging = false
       this.flushPong(leg)
