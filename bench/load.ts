@@ -9,6 +9,7 @@ import type {
   HandshakeJob, IdleJob, JobRequest, JobResult, LatencyJob, LoadMessage, ReleaseRequest,
   Target, ThroughputJob
 } from './protocol.js'
+import { percentile } from './stats.js'
 
 /** No single open, echo or close may take longer than this before it counts as an error. */
 const STEP_TIMEOUT_MS = 10_000
@@ -145,11 +146,6 @@ async function throughput (job: ThroughputJob): Promise<JobResult> {
   const seconds = await measuredWindow(job, phase)
   await closeAll(sockets)
   return { type: 'result', count, seconds, errors: errors.count, firstError: errors.first }
-}
-
-function percentile (sorted: Float64Array, p: number): number {
-  if (sorted.length === 0) return Number.NaN
-  return sorted[Math.min(sorted.length - 1, Math.ceil(p * sorted.length) - 1)] ?? Number.NaN
 }
 
 /** Open loop per connection: one message in flight, a think time between round trips. */

@@ -98,7 +98,7 @@ t.test('two gateways in one app, under different paths with different backends',
   const abc = await startBackend(t, { onConnection: (ws) => ws.on('message', (m) => ws.send(`[ABC] ${m.toString()}`)) })
   const xyz = await startBackend(t, { onConnection: (ws) => ws.on('message', (m) => ws.send(`[XYZ] ${m.toString()}`)) })
   const gateway = await startGateway(t, { path: '/one', backends: { Backend_ABC: abc.url }, jwt: { secret: SECRET } }, {}, async (app) => {
-    await app.register(wsGateway, { path: '/two', backends: { Backend_XYZ: xyz.url }, jwt: { secret: 'second-secret' } })
+    await app.register(wsGateway, { path: '/two', backends: { Backend_XYZ: xyz.url }, jwt: { secret: 'second-secret' }, engine: 'ws' })
   })
   const base = `ws://127.0.0.1:${gateway.port}`
   const one = await connect(`${base}/one`, authHeaders({ id: 'Backend_ABC' }))
@@ -117,6 +117,8 @@ t.test('two gateways in one app, under different paths with different backends',
   t.equal(stats.byPath['/two'].open, 1)
   t.same(stats.byPath['/two'].rejected, { FST_WS_GATEWAY_INVALID_TOKEN: 1 })
   t.same(stats.rejected, { FST_WS_GATEWAY_INVALID_TOKEN: 1, FST_WS_GATEWAY_UNKNOWN_BACKEND: 1 })
+  t.same(stats.byPath['/two'].engines, { passthrough: 0, ws: 1 }, 'connections counted by the engine that relays them')
+  t.same(stats.engines, { passthrough: 1, ws: 1 })
   one.close()
   two.close()
 })
@@ -158,7 +160,7 @@ t.test('one log line at open and one at close, with the connection\'s figures an
   const closed = lines.filter((l) => l.msg === 'ws gateway connection closed')
   t.equal(open.length, 1)
   t.equal(closed.length, 1)
-  t.match(open[0], { backendId: BACKEND_ID, sub: 'user-1' })
+  t.match(open[0], { backendId: BACKEND_ID, sub: 'user-1', engine: 'passthrough' })
   t.match(closed[0], {
     backendId: BACKEND_ID,
     sub: 'user-1',

@@ -1,7 +1,7 @@
 import t from 'tap'
 import WebSocket from 'ws'
 import type { RelayEngine } from '../lib/options/types'
-import { BACKEND_ID, authHeaders, closeOf, connect, handshake, nextMessage, sign, startBackend, startGateway, startPair, SECRET } from './helpers'
+import { BACKEND_ID, authHeaders, closeOf, connect, handshake, nextMessage, sign, startBackend, startGateway, startPair, until, SECRET } from './helpers'
 
 t.test('maxConnectionsPerIp: 429 with Retry-After, and the slot comes back on close', async (t) => {
   const { gateway } = await startPair(t, { maxConnectionsPerIp: 2, retryAfter: 7 })
@@ -117,6 +117,24 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
       t.equal((await backendClosed).code, 1001)
     })
 
+    t.test('rate limit: a fragmented message counts as one message, its fragments\' bytes all count', async (t) => {
+      const received: string[] = []
+      const { gateway, backend } = await startPair(t, { engine, rateLimit: { messagesPerSecond: 2, bytesPerSecond: 100 } }, {
+        onConnection: (ws) => ws.on('message', (data: Buffer) => received.push(data.toString()))
+      })
+      const ws = await connect(gateway.url)
+      for (const part of ['one ', 'message ', 'in ', 'five ']) ws.send(part, { fin: false })
+      ws.send('fragments')
+      ws.send('two')
+      await until(() => received.length === 2, 'both messages at the backend')
+      t.same(received, ['one message in five fragments', 'two'])
+      const backendClosed = closeOf(backend.sockets[0])
+      ws.send('x'.repeat(50), { fin: false })
+      ws.send('x'.repeat(50))
+      t.same(await closeOf(ws), { code: 1008, reason: 'rate limit' }, 'a third message, or 100 more bytes, is over')
+      t.equal((await backendClosed).code, 1001)
+    })
+
     t.test('rate limit: over the byte rate, with drop, messages are dropped and counted', async (t) => {
       let received = 0
       const { gateway } = await startPair(t, { engine, rateLimit: { bytesPerSecond: 1000, onExceeded: 'drop' } }, {
@@ -145,6 +163,31 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
       const { code, reason } = await closeOf(ws)
       t.equal(code, 1013)
       t.equal(reason, 'slow consumer')
+    })
+
+    t.test('a client that never reads is a slow consumer even while the backend leg drains the other way', async (t) => {
+      const { gateway, backend } = await startPair(t, { engine, highWaterMark: 64 * 1024, slowConsumerTimeout: 1000, slowConsumerCloseCode: 1013 }, {
+        onConnection: (ws) => {
+          // The backend floods a client that never reads, and reads what the client sends only
+          // after a while: the client leg is paused, then drains, while the backend leg stays paused.
+          ws.pause()
+          setTimeout(() => ws.resume(), 200)
+          const chunk = Buffer.alloc(64 * 1024)
+          for (let i = 0; i < 400; i++) ws.send(chunk)
+        }
+      })
+      const ws = await connect(gateway.url)
+      ws.pause()
+      const backendClosed = closeOf(backend.sockets[0])
+      const chunk = Buffer.alloc(64 * 1024)
+      for (let i = 0; i < 400; i++) ws.send(chunk)
+      const closed = await Promise.race([backendClosed, new Promise((resolve) => setTimeout(resolve, 3000, 'still open after 3 s'))])
+      t.same(closed, { code: 1001, reason: 'going away' }, 'the backend is told the client went away')
+      ws.resume()
+      let close: { code: number, reason: string } | undefined
+      ws.on('close', (code: number, reason: Buffer) => { close = { code, reason: reason.toString() } })
+      await until(() => close !== undefined, 'the client\'s close', 30_000)
+      t.same(close, { code: 1013, reason: 'slow consumer' })
     })
 
     t.test('a client that catches up in time is not a slow consumer', async (t) => {

@@ -2,12 +2,7 @@ import { once } from 'node:events'
 import t from 'tap'
 import WebSocket from 'ws'
 import type { RelayEngine } from '../lib/options/types'
-import { authHeaders, closeOf, connect, nextMessage, startPair } from './helpers'
-
-/** Waits until `check` is true, polling; the test's own timeout bounds it. */
-async function until (check: () => boolean): Promise<void> {
-  while (!check()) await new Promise((resolve) => setTimeout(resolve, 5))
-}
+import { BACKEND_ID, SECRET, authHeaders, closeOf, connect, nextMessage, startBackend, startGateway, startPair, until } from './helpers'
 
 // The behaviour below is the contract of a relay: every engine must pass all of it.
 for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
@@ -26,7 +21,7 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
       const received: Array<[Buffer, boolean]> = []
       ws.on('message', (data: Buffer, isBinary: boolean) => received.push([data, isBinary]))
       for (const [data, binary] of sent) ws.send(data, { binary })
-      await until(() => received.length === sent.length)
+      await until(() => received.length === sent.length, 'every message back')
       t.same(received.map(([d, b]) => [d.toString('hex'), b]), sent.map(([d, b]) => [d.toString('hex'), b]))
       ws.close(1000)
       t.equal((await closeOf(ws)).code, 1000)
@@ -39,7 +34,7 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
       const ws = new WebSocket(gateway.url, { headers: authHeaders(), perMessageDeflate: false })
       const received: string[] = []
       ws.on('message', (data) => received.push(data.toString()))
-      await until(() => received.length === 5)
+      await until(() => received.length === 5, 'the five early messages')
       t.same(received, ['early 0', 'early 1', 'early 2', 'early 3', 'early 4'])
       ws.close()
     })
@@ -51,8 +46,8 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
       t.equal((await nextMessage(ws)).data.length, 1024)
       const backendClosed = closeOf(backend.sockets[0])
       ws.send(Buffer.alloc(1025, 7))
-      t.equal((await closeOf(ws)).code, 1009, 'the sender gets 1009')
-      t.equal((await backendClosed).code, 1001, 'the other leg gets 1001')
+      t.same(await closeOf(ws), { code: 1009, reason: 'message too big' }, 'the sender gets 1009')
+      t.same(await backendClosed, { code: 1001, reason: 'going away' }, 'the other leg gets 1001')
     })
 
     t.test('a backend message over maxPayload closes the backend 1009 and the client 1001', async (t) => {
@@ -62,8 +57,27 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
       const ws = await connect(gateway.url)
       const backendClosed = closeOf(backend.sockets[0])
       ws.send('go')
-      t.equal((await closeOf(ws)).code, 1001)
-      t.equal((await backendClosed).code, 1009)
+      t.same(await closeOf(ws), { code: 1001, reason: 'going away' })
+      t.same(await backendClosed, { code: 1009, reason: 'message too big' })
+    })
+
+    t.test('a backend\'s own maxPayload governs what it sends, the gateway\'s what the client sends', async (t) => {
+      for (const backendMax of [4096, 512]) {
+        const backend = await startBackend(t, { onConnection: (ws) => ws.on('message', (data: Buffer) => ws.send(Buffer.alloc(Number(data.toString())))) })
+        const gateway = await startGateway(t, { backends: { [BACKEND_ID]: { url: backend.url, maxPayload: backendMax } }, jwt: { secret: SECRET }, heartbeatInterval: 0, engine, maxPayload: 1024 })
+        const ws = await connect(gateway.url)
+        ws.send(String(backendMax))
+        t.equal((await nextMessage(ws)).data.length, backendMax, `${backendMax}: a message at the backend's limit passes`)
+        const backendClosed = closeOf(backend.sockets[0])
+        ws.send(String(backendMax + 1))
+        t.same(await closeOf(ws), { code: 1001, reason: 'going away' }, `${backendMax}: one byte more closes the client 1001`)
+        t.same(await backendClosed, { code: 1009, reason: 'message too big' }, `${backendMax}: and the backend 1009`)
+      }
+      const backend = await startBackend(t)
+      const gateway = await startGateway(t, { backends: { [BACKEND_ID]: { url: backend.url, maxPayload: 4096 } }, jwt: { secret: SECRET }, heartbeatInterval: 0, engine, maxPayload: 1024 })
+      const ws = await connect(gateway.url)
+      ws.send(Buffer.alloc(2000))
+      t.same(await closeOf(ws), { code: 1009, reason: 'message too big' }, 'the client is held to the gateway\'s limit')
     })
 
     t.test('the gateway answers each client ping with exactly one pong and does not forward it', async (t) => {
@@ -140,7 +154,7 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
       let received = 0
       ws.on('message', (data: Buffer) => { received += data.length })
       ws.resume()
-      await until(() => received === chunk.length * count)
+      await until(() => received === chunk.length * count, 'every byte', 60_000)
       t.equal(received, chunk.length * count)
       ws.close()
     })
@@ -157,7 +171,7 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
       await new Promise((resolve) => setTimeout(resolve, 500))
       t.ok(ws.bufferedAmount > 32 * 1024 * 1024, `the client still holds ${ws.bufferedAmount} bytes`)
       backend.sockets[0].resume()
-      await until(() => received === chunk.length * count)
+      await until(() => received === chunk.length * count, 'every byte', 60_000)
       t.equal(received, chunk.length * count)
       ws.close()
     })
@@ -175,6 +189,21 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
       const { gateway } = await startPair(t, { engine, heartbeatInterval: 1000 }, { autoPong: false })
       const ws = await connect(gateway.url)
       t.same(await closeOf(ws), { code: 1014, reason: 'bad gateway' })
+    })
+
+    t.test('the heartbeat pings connections spread over its interval, each once per interval', async (t) => {
+      const interval = 1000
+      const { gateway } = await startPair(t, { engine, heartbeatInterval: interval })
+      const clients = await Promise.all(Array.from({ length: 20 }, async () => await connect(gateway.url)))
+      const pings = clients.map(() => [] as number[])
+      clients.forEach((ws, i) => ws.on('ping', () => pings[i].push(performance.now())))
+      await until(() => pings.every((times) => times.length >= 2), 'two pings at every client')
+      const first = pings.map((times) => times[0])
+      const span = Math.max(...first) - Math.min(...first)
+      t.ok(span >= interval / 2, `first pings spread over ${span.toFixed(0)} of ${interval} ms`)
+      const periods = pings.map((times) => times[1] - times[0])
+      t.ok(periods.every((period) => period > interval * 0.8), `each pinged once per interval: ${periods.map((p) => p.toFixed(0)).join(', ')} ms apart`)
+      for (const ws of clients) ws.close()
     })
 
     t.test('a live connection survives several heartbeats', async (t) => {

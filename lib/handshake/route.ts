@@ -117,6 +117,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     const backendWs = upstream.adopt()
     const connection = startRelay(opts.engine, socket, backendWs, {
       ...relaySettings,
+      backendMaxPayload: backend.maxPayload,
       log,
       onEnd (ended) {
         cancelExpiry?.()
@@ -147,7 +148,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     })
     registry.add(connection)
     node.join(member)
-    log.info({ connectionId: id, backendId: backend.id, sub, protocol: upstream.protocol }, 'ws gateway connection open')
+    log.info({ connectionId: id, backendId: backend.id, sub, protocol: upstream.protocol, engine: connection.engineName }, 'ws gateway connection open')
   }
 
   fastify.route({

@@ -1,3 +1,4 @@
+import type { RelayEngine } from '../options/types'
 import type { Connection, Traffic } from '../relay/types'
 
 /** How `fastify.close()` ends a gateway's connections. */
@@ -19,8 +20,10 @@ export interface GatewayStats {
   fromClient: Traffic
   /** Messages and bytes received from backends. */
   fromBackend: Traffic
-  /** Client messages dropped by the rate limit (`onExceeded: 'drop'`). */
+  /** Client messages, pings and pongs dropped by the rate limit (`onExceeded: 'drop'`). */
   dropped: number
+  /** Connections relayed since start by each engine, open ones included. */
+  engines: Record<RelayEngine, number>
 }
 
 /** What `fastify.wsGateway.stats()` returns: the totals, and the same per registered path. */
@@ -33,32 +36,57 @@ function addTraffic (into: Traffic, from: Traffic): void {
   into.bytes += from.bytes
 }
 
+/** The heartbeat's groups: at most this many, each pinged at least this many ms after the one before. */
+const HEARTBEAT_GROUPS = 100
+const HEARTBEAT_STEP = 10
+/** Spreads new connections evenly over the groups, whatever their number (a Weyl sequence). */
+const GOLDEN_RATIO = (Math.sqrt(5) - 1) / 2
+
 /**
  * The live relays of one gateway registration: counts them, runs the one heartbeat timer they
  * share (one timer per gateway, not per connection, keeps idle connections cheap), and closes
  * them on shutdown.
+ *
+ * The heartbeat is spread over its interval rather than pinging every connection in one tick
+ * (20,000 writes at once at 10,000 connections): connections are put in up to 100 groups, and
+ * each step of the timer pings one group, so each connection is pinged once per interval.
  */
 export class Registry {
-  private readonly relays = new Set<Connection>()
+  /** Every live relay, and the heartbeat group it is in. */
+  private readonly relays = new Map<Connection, Set<Connection> | undefined>()
   private readonly ended = { fromClient: { frames: 0, bytes: 0 }, fromBackend: { frames: 0, bytes: 0 }, dropped: 0 }
+  private readonly engines: Record<RelayEngine, number> = { passthrough: 0, ws: 0 }
   private readonly rejected: Record<string, number> = {}
   private total = 0
+  private readonly groups: Array<Set<Connection>>
+  private step = 0
   private heartbeatTimer: NodeJS.Timeout | undefined
   private onEmpty: (() => void) | undefined
   /** Set once `fastify.close()` has begun: no new connection is taken. */
   closing = false
 
-  constructor (private readonly heartbeatInterval: number) {}
+  constructor (private readonly heartbeatInterval: number) {
+    const groups = Math.min(HEARTBEAT_GROUPS, Math.max(1, Math.floor(heartbeatInterval / HEARTBEAT_STEP)))
+    this.groups = heartbeatInterval > 0 ? Array.from({ length: groups }, () => new Set()) : []
+  }
 
   add (relay: Connection): void {
-    this.relays.add(relay)
     this.total++
-    if (this.heartbeatInterval > 0 && this.heartbeatTimer === undefined) {
-      this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatInterval).unref()
+    this.engines[relay.engineName]++
+    if (this.groups.length === 0) {
+      this.relays.set(relay, undefined)
+      return
+    }
+    const group = this.groups[Math.floor(((this.total * GOLDEN_RATIO) % 1) * this.groups.length)]
+    group.add(relay)
+    this.relays.set(relay, group)
+    if (this.heartbeatTimer === undefined) {
+      this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatInterval / this.groups.length).unref()
     }
   }
 
   remove (relay: Connection): void {
+    this.relays.get(relay)?.delete(relay)
     this.relays.delete(relay)
     addTraffic(this.ended.fromClient, relay.client.traffic)
     addTraffic(this.ended.fromBackend, relay.backend.traffic)
@@ -74,8 +102,10 @@ export class Registry {
     this.rejected[code] = (this.rejected[code] ?? 0) + 1
   }
 
+  /** One step of the heartbeat: the next group's connections are pinged (or ended, see `Connection.heartbeat`). */
   private heartbeat (): void {
-    for (const relay of this.relays) relay.heartbeat()
+    for (const relay of this.groups[this.step]) relay.heartbeat()
+    this.step = (this.step + 1) % this.groups.length
   }
 
   stats (): GatewayStats {
@@ -85,9 +115,10 @@ export class Registry {
       rejected: { ...this.rejected },
       fromClient: { ...this.ended.fromClient },
       fromBackend: { ...this.ended.fromBackend },
-      dropped: this.ended.dropped
+      dropped: this.ended.dropped,
+      engines: { ...this.engines }
     }
-    for (const relay of this.relays) {
+    for (const relay of this.relays.keys()) {
       addTraffic(stats.fromClient, relay.client.traffic)
       addTraffic(stats.fromBackend, relay.backend.traffic)
       stats.dropped += relay.dropped
@@ -105,9 +136,9 @@ export class Registry {
     if (this.relays.size === 0) return
     const empty = new Promise<void>((resolve) => { this.onEmpty = resolve })
     const step = drainTimeout / this.relays.size
-    const timers = [...this.relays].map((relay, i) => setTimeout(() => relay.shutdown(code, 'server shutting down'), i * step))
+    const timers = [...this.relays.keys()].map((relay, i) => setTimeout(() => relay.shutdown(code, 'server shutting down'), i * step))
     timers.push(setTimeout(() => {
-      for (const relay of this.relays) relay.terminate()
+      for (const relay of this.relays.keys()) relay.terminate()
     }, drainTimeout + closeTimeout))
     await empty
     for (const timer of timers) clearTimeout(timer)
@@ -116,7 +147,7 @@ export class Registry {
 
 /** Adds up the stats of several registrations. */
 export function sumStats (byPath: Record<string, GatewayStats>): WsGatewayStats {
-  const sum: WsGatewayStats = { open: 0, total: 0, rejected: {}, fromClient: { frames: 0, bytes: 0 }, fromBackend: { frames: 0, bytes: 0 }, dropped: 0, byPath }
+  const sum: WsGatewayStats = { open: 0, total: 0, rejected: {}, fromClient: { frames: 0, bytes: 0 }, fromBackend: { frames: 0, bytes: 0 }, dropped: 0, engines: { passthrough: 0, ws: 0 }, byPath }
   for (const stats of Object.values(byPath)) {
     sum.open += stats.open
     sum.total += stats.total
@@ -124,6 +155,8 @@ export function sumStats (byPath: Record<string, GatewayStats>): WsGatewayStats 
     addTraffic(sum.fromClient, stats.fromClient)
     addTraffic(sum.fromBackend, stats.fromBackend)
     sum.dropped += stats.dropped
+    sum.engines.passthrough += stats.engines.passthrough
+    sum.engines.ws += stats.engines.ws
   }
   return sum
 }

@@ -1,5 +1,6 @@
 import { CloseCode } from './close-codes'
 import { RateLimiter } from './rate-limit'
+import type { RelayEngine } from '../options/types'
 import type { Outgoing } from '../registry/types'
 import type { Connection, Engine, PolicyLeg, RelaySettings } from './types'
 
@@ -11,12 +12,14 @@ import type { Connection, Engine, PolicyLeg, RelaySettings } from './types'
 export class RelayConnection implements Connection {
   readonly openedAt = Date.now()
   lastActiveAt = this.openedAt
-  /** Client messages dropped by the rate limit (`onExceeded: 'drop'`). */
+  /** Client messages, pings and pongs dropped by the rate limit (`onExceeded: 'drop'`). */
   dropped = 0
   readonly rateLimiter: RateLimiter | undefined
   readonly engine: Engine
   private readonly idleTimer: NodeJS.Timeout | undefined
   private slowConsumerTimer: NodeJS.Timeout | undefined
+  /** The client was closed for going over its rate limit. */
+  private closedForRate = false
 
   constructor (readonly settings: RelaySettings, startEngine: (connection: RelayConnection) => Engine) {
     if (settings.rateLimit !== false) this.rateLimiter = new RateLimiter(settings.rateLimit)
@@ -24,6 +27,10 @@ export class RelayConnection implements Connection {
       this.idleTimer = setTimeout(() => this.closeBoth(CloseCode.GOING_AWAY, 'idle timeout', CloseCode.GOING_AWAY, 'idle timeout'), settings.idleTimeout).unref()
     }
     this.engine = startEngine(this)
+  }
+
+  get engineName (): RelayEngine {
+    return this.engine.name
   }
 
   get client (): PolicyLeg {
@@ -74,6 +81,32 @@ export class RelayConnection implements Connection {
 
   heartbeat (): void {
     this.engine.heartbeat()
+  }
+
+  /**
+   * Charges a whole unit the client sent — a message, a ping or a pong — to its rate limit. True
+   * when it may pass; over the limit it is dropped and counted (`onExceeded: 'drop'`) or the
+   * client is closed 1008 `rate limit`, and false is returned.
+   */
+  admit (messages: number, bytes: number): boolean {
+    if (this.rateLimiter === undefined || this.rateLimiter.take(messages, bytes)) return true
+    if (this.dropsOverLimit) this.dropped++
+    else this.overLimit()
+    return false
+  }
+
+  /**
+   * The client went over its rate limit (`onExceeded: 'close'`): it is closed 1008 `rate limit`,
+   * and gets one more second's allowance for what it sent before it saw that close. A client that
+   * goes over it again — one that keeps flooding after being told to go — is cut, as ws cuts a
+   * peer that leaves too many pongs unread: reading it on until the close timeout would let it
+   * keep the gateway busy.
+   */
+  overLimit (): void {
+    if (this.closedForRate) return this.engine.cut(this.engine.client)
+    this.closedForRate = true
+    ;(this.rateLimiter as RateLimiter).refill()
+    this.end(CloseCode.POLICY, 'rate limit')
   }
 
   /** Whether the rate limit drops (rather than closes on) what goes over it. */

@@ -1,5 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { RateLimitOptions } from '../options/types'
+import type { RateLimitOptions, RelayEngine } from '../options/types'
 import type { Outgoing } from '../registry/types'
 
 /** Frames and bytes that came in on one leg. */
@@ -24,7 +24,9 @@ export interface Connection {
   readonly client: LegState
   readonly backend: LegState
   readonly openedAt: number
-  /** Client messages dropped by the rate limit (`onExceeded: 'drop'`). */
+  /** The engine relaying it: `'passthrough'`, or `'ws'` (asked for, or the fallback, see `startRelay`). */
+  readonly engineName: RelayEngine
+  /** Client messages, pings and pongs dropped by the rate limit (`onExceeded: 'drop'`). */
   readonly dropped: number
   /** Closes the client with this code and reason (a policy decision) and the backend with 1001. */
   end: (code: number, reason: string) => void
@@ -42,7 +44,10 @@ export interface Connection {
 
 /** What a relay needs from the gateway that runs it. */
 export interface RelaySettings {
+  /** The largest message the client may send (the gateway's `maxPayload`). */
   readonly maxPayload: number
+  /** The largest message the backend may send (its own `maxPayload`, by default the gateway's). */
+  readonly backendMaxPayload: number
   readonly highWaterMark: number
   readonly idleTimeout: number
   /** Milliseconds the client may leave the backend paused before it is closed (0 = never). */
@@ -70,12 +75,15 @@ export type PolicyLeg = LegState & { planned?: PlannedClose }
  * engine (`relay/passthrough`). The connection (`RelayConnection`) runs the policy around it.
  */
 export interface Engine {
+  readonly name: RelayEngine
   readonly client: PolicyLeg
   readonly backend: PolicyLeg
   /** Sends a leg a close frame (no code: no status) unless it is closing already. */
   closeLeg (leg: PolicyLeg, code: number | undefined, reason: string | Buffer): void
   /** Ends both legs at once, without a close handshake. */
   terminate (): void
+  /** Ends one leg's connection at once, without a close handshake, and reads nothing more of it. */
+  cut (leg: PolicyLeg): void
   /** One heartbeat tick: ends a leg that missed the last pong, pings the others. */
   heartbeat (): void
   /**

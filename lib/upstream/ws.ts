@@ -35,6 +35,8 @@ export async function openUpstream (request: FastifyRequest, client: Duplex, bac
     headers: headers as Record<string, string>,
     perMessageDeflate: backend.perMessageDeflate,
     maxPayload: backend.maxPayload,
+    // The relay answers the backend's pings itself (one pong at a time, see the engines).
+    autoPong: false,
     followRedirects: false
   })
   // Node's HTTP server allows half-open sockets, so a client that leaves shows as 'end' first.

@@ -3,7 +3,7 @@ import { CloseCode, isSendable, mirrorClose, truncateReason } from '../close-cod
 import type { RelayConnection } from '../connection'
 import { EMPTY, closeFrame } from './frames'
 import { DATA, DISCARD, type FrameLeg } from './leg'
-import { OTHER_FULL, type FrameWriter } from './writer'
+import type { FrameWriter } from './writer'
 
 /**
  * The closing part of the passthrough engine: close frames received and answered, protocol
@@ -70,7 +70,7 @@ export class FrameCloser {
     // A close waiting for the end of a frame must not wait for a sender paused because of this
     // very leg (a slow consumer): the rest of that one frame, at most `maxPayload`, is read and
     // buffered; nothing after it is forwarded to a closing leg.
-    if (leg.pending !== undefined) this.writer.unblock(leg.other, OTHER_FULL)
+    if (leg.pending !== undefined) this.writer.drained(leg)
   }
 
   /** The peer of `leg` half-closed its TCP connection: without a close frame, that is 1006. */
@@ -84,7 +84,7 @@ export class FrameCloser {
     leg.closed = true
     this.lost(leg)
     clearTimeout(leg.closeTimer)
-    this.writer.unblock(leg.other, OTHER_FULL)
+    this.writer.drained(leg)
     if (!leg.other.closed) return
     this.connection.finish()
   }

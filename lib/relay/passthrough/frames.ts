@@ -1,8 +1,8 @@
-import { randomFillSync } from 'node:crypto'
+import { randomMask } from './mask'
 
-// RFC 6455 §5.2 frame layout, as far as a relay that forwards payloads untouched needs it: the
-// header is read to learn where a frame ends and whether it is allowed; only control frames (at
-// most 125 bytes) are ever decoded or built here.
+// RFC 6455 §5.2 frame layout, as far as a relay that forwards payloads needs it: the header is read
+// to learn where a frame ends and whether it is allowed; only control frames (at most 125 bytes)
+// are ever decoded or built here.
 
 export const OPCODE_CONTINUATION = 0x0
 export const OPCODE_TEXT = 0x1
@@ -21,6 +21,8 @@ export const CLOSE_FRAME_BYTE = 0x80 | OPCODE_CLOSE
 
 /** An empty, unmasked ping: what a server sends its client (shared: it is never modified). */
 export const SERVER_PING = Buffer.from([0x80 | OPCODE_PING, 0])
+/** An empty, unmasked pong: the answer to a client's empty ping (shared: it is never modified). */
+export const CLIENT_PONG = Buffer.from([0x80 | OPCODE_PONG, 0])
 
 export const EMPTY = Buffer.alloc(0)
 
@@ -104,7 +106,7 @@ export function controlFrame (opcode: number, payload: Buffer, masked: boolean):
   const frame = Buffer.allocUnsafe(6 + length)
   frame[0] = 0x80 | opcode
   frame[1] = 0x80 | length
-  randomFillSync(frame, 2, 4)
+  randomMask(frame, 2)
   for (let i = 0; i < length; i++) frame[6 + i] = payload[i] ^ frame[2 + (i & 3)]
   return frame
 }
@@ -156,7 +158,7 @@ export function closeFrame (code: number | undefined, reason: Buffer, masked: bo
 
 /**
  * Unmasks a (small) payload in place with the 4-byte key at `key[keyAt]`. Only control frames
- * from clients are unmasked: data payloads are forwarded still masked.
+ * from clients are unmasked: data payloads are masked again, never unmasked (see mask.ts).
  */
 export function unmask (payload: Buffer, key: Buffer, keyAt: number): void {
   for (let i = 0; i < payload.length; i++) payload[i] ^= key[keyAt + (i & 3)]

@@ -16,6 +16,8 @@ export const DISCARD = 3
 
 /** Where a control frame's payload is gathered in `FrameLeg#scratch`, after the header's room. */
 export const CONTROL_AT = MAX_HEADER_SIZE
+/** Where the payload of a pong waiting to be written is kept in `FrameLeg#scratch`. */
+export const PONG_AT = CONTROL_AT + MAX_CONTROL_PAYLOAD
 
 /** Where a leg's socket events go: the engine that owns the leg (`FrameRelay`). */
 export interface LegEvents {
@@ -55,16 +57,27 @@ export class FrameLeg implements LegState {
   messageBytes = 0
   /** Bytes of the current control frame's payload gathered so far, at `scratch[CONTROL_AT]`. */
   controlLength = 0
+  /** Client legs: the current frame's old mask key ^ the new one it is forwarded with (see mask.ts). */
+  maskDelta = 0
+  /** Client legs: payload bytes of the current frame masked again so far. */
+  maskOffset = 0
   /** A pong came back since the last heartbeat ping. */
   alive = true
 
   // The writer's: back-pressure, and control frames waiting for a frame boundary.
-  /** Why this leg is not being read (bits, see writer.ts): read while 0. */
-  paused = 0
+  /** This leg is not being read: the other one is over its `highWaterMark`. */
+  paused = false
   /** Control frames waiting for the frame being written to this leg to end. */
   pending: Buffer[] | undefined
   /** Messages of the gateway's own (the registry API's) waiting for the message being written to this leg to end. */
   pushes: Buffer[] | undefined
+  /**
+   * A pong to the latest ping from this leg waits (for the one being written, or a frame
+   * boundary): the length of its payload, kept at `scratch[PONG_AT]`.
+   */
+  pong: number | undefined
+  /** A pong to this leg is being written (its write has not completed). */
+  ponging = false
   /** Our close frame went out on this leg. */
   closeWritten = false
 
@@ -89,10 +102,11 @@ export class FrameLeg implements LegState {
 
   /**
    * Room for a header split across reads (from 0), a control frame's mask key (clients', at 2..5)
-   * and its payload (from `CONTROL_AT`). Made the first time it is needed: an idle leg has none.
+   * and its payload (from `CONTROL_AT`), and the payload of a pong waiting (from `PONG_AT`). Made
+   * the first time it is needed: an idle leg has none.
    */
   get scratch (): Buffer {
-    this.buffer ??= Buffer.allocUnsafe(MAX_HEADER_SIZE + MAX_CONTROL_PAYLOAD)
+    this.buffer ??= Buffer.allocUnsafe(PONG_AT + MAX_CONTROL_PAYLOAD)
     return this.buffer
   }
 }

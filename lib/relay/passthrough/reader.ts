@@ -2,15 +2,17 @@ import { CloseCode } from '../close-codes'
 import type { RelayConnection } from '../connection'
 import type { RateLimiter } from '../rate-limit'
 import type { FrameCloser } from './closer'
-import { EMPTY, OPCODE_CLOSE, OPCODE_PING, OPCODE_PONG, controlFrame, frameProblem, headerSize, payloadLength, unmask } from './frames'
-import { CONTROL, CONTROL_AT, DATA, HEADER, gather, type FrameLeg } from './leg'
+import { EMPTY, OPCODE_CLOSE, OPCODE_PING, frameProblem, headerSize, payloadLength, unmask } from './frames'
+import { CONTROL, CONTROL_AT, DATA, DISCARD, HEADER, gather, type FrameLeg } from './leg'
+import { newMask, remask } from './mask'
 import type { FrameWriter } from './writer'
 
 /**
  * The reading part of the passthrough engine: headers are read and checked, payloads are
- * forwarded as they arrive, untouched (client frames keep their mask: they are valid client →
- * server frames as they are), and never gathered into messages. Control frames are the gateway's
- * own: pings are answered, pongs noted, close frames handed to the closer.
+ * forwarded as they arrive, never gathered into messages — backend frames untouched, client
+ * frames masked again with a fresh key of the gateway's (mask.ts) but never unmasked. Control
+ * frames are the gateway's own: pings are answered, pongs noted, close frames handed to the
+ * closer; the client's pings and pongs count toward its rate limit.
  *
  * Text payloads are not checked for UTF-8: the backend's ws does that and its 1007 is mirrored
  * to the client. Only legs without extensions can be relayed this way (RSV bits must be 0).
@@ -30,7 +32,13 @@ export class FrameReader {
       const state = leg.state
       if (state === DATA) {
         const n = Math.min(leg.left, length - pos)
-        if (leg.forwarding && from === -1) from = pos
+        if (leg.forwarding) {
+          if (from === -1) from = pos
+          if (leg.fromClient) {
+            remask(chunk, pos, pos + n, leg.maskDelta, leg.maskOffset)
+            leg.maskOffset += n
+          }
+        }
         pos += n
         leg.left -= n
         leg.traffic.bytes += n
@@ -76,7 +84,8 @@ export class FrameReader {
           // Closing: what came before goes out first; this frame and the rest are dropped.
           if (from !== -1) this.writer.forward(to, chunk, from, start)
           from = -1
-          this.connection.end(CloseCode.POLICY, 'rate limit')
+          this.connection.overLimit()
+          if (leg.state === DISCARD) return
         }
         leg.messageBytes = (opcode === 0 ? leg.messageBytes : 0) + payload
         leg.inMessage = (b0 & 0x80) === 0
@@ -88,8 +97,11 @@ export class FrameReader {
           from = -1
         } else if (head === chunk) {
           if (from === -1) from = start
+          if (leg.fromClient) this.newMask(leg, chunk, pos)
         } else {
-          this.writer.write(to, Buffer.from(head.subarray(0, headerSize(head[1]))))
+          const header = Buffer.from(head.subarray(0, headerSize(head[1])))
+          if (leg.fromClient) this.newMask(leg, header, header.length)
+          this.writer.write(to, header)
         }
         data = true
         leg.left = payload
@@ -110,15 +122,22 @@ export class FrameReader {
     if (data) this.connection.active()
   }
 
+  /** A client frame whose header ends at `end` goes out with a new mask key, its payload masked again. */
+  private newMask (leg: FrameLeg, header: Buffer, end: number): void {
+    leg.maskDelta = newMask(header, end - 4)
+    leg.maskOffset = 0
+  }
+
   /**
-   * Charges a client data frame to the rate limit. Every frame counts as a message (fragments
-   * included, so splitting a message cannot dodge the byte budget): over the limit, a message's
-   * first frame is dropped with the rest of the message (`'drop'`), otherwise — or when a message
-   * is already half relayed and can no longer be dropped whole — the client is closed 1008.
+   * Charges a client data frame to the rate limit: a message's first frame counts as a message,
+   * as the ws engine counts it, and every frame's bytes as they come (so splitting a message
+   * cannot dodge the byte budget). Over the limit, a message's first frame is dropped with the
+   * rest of the message (`'drop'`), otherwise — or when a message is already half relayed and can
+   * no longer be dropped whole — the client is closed 1008.
    */
   private admit (leg: FrameLeg, opcode: number, payload: number): boolean {
     if (opcode !== 0) leg.dropping = false
-    if (leg.dropping || (this.connection.rateLimiter as RateLimiter).take(payload)) return true
+    if (leg.dropping || (this.connection.rateLimiter as RateLimiter).take(opcode === 0 ? 0 : 1, payload)) return true
     leg.dropping = true
     if (opcode === 0 || !this.connection.dropsOverLimit) return false
     this.connection.dropped++
@@ -135,9 +154,9 @@ export class FrameReader {
     if (leg.fin) leg.traffic.frames++
     const to = leg.other
     const pushes = leg.fin ? to.pushes : undefined
-    if (to.pending === undefined && pushes === undefined) return from
+    if (to.pending === undefined && to.pong === undefined && pushes === undefined) return from
     if (from !== -1) this.writer.forward(to, chunk, from, pos)
-    if (to.pending !== undefined) this.writer.flushPending(to, to.pending)
+    this.writer.flushPending(to)
     if (pushes !== undefined) this.writer.flushPushes(to, pushes)
     return -1
   }
@@ -152,12 +171,10 @@ export class FrameReader {
       if (leg.fromClient) unmask(payload, scratch, 2)
     }
     leg.state = HEADER
-    if (leg.opcode === OPCODE_PING) {
-      if (!leg.closing) this.writer.sendControl(leg, controlFrame(OPCODE_PONG, payload, !leg.fromClient))
-    } else if (leg.opcode === OPCODE_PONG) {
-      leg.alive = true
-    } else {
-      this.closer.closeReceived(leg, payload)
-    }
+    if (leg.opcode === OPCODE_CLOSE) return this.closer.closeReceived(leg, payload)
+    // Charged even after our close frame (see `overLimit`), but no longer heeded.
+    if ((leg.fromClient && !this.connection.admit(1, payload.length)) || leg.closing) return
+    if (leg.opcode === OPCODE_PING) this.writer.pong(leg, payload)
+    else leg.alive = true
   }
 }

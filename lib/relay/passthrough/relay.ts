@@ -6,7 +6,7 @@ import type { RelayConnection } from '../connection'
 import type { Engine } from '../types'
 import { FrameCloser } from './closer'
 import { EMPTY, OPCODE_PING, SERVER_PING, controlFrame, messageFrame } from './frames'
-import { FrameLeg } from './leg'
+import { DISCARD, FrameLeg } from './leg'
 import { FrameReader } from './reader'
 import { detach, limitOf, socketOf } from './ws-internals'
 import { FrameWriter } from './writer'
@@ -30,6 +30,7 @@ type LegSocket = Socket & { [kLeg]: FrameLeg }
  * ```
  */
 export class FrameRelay implements Engine {
+  readonly name = 'passthrough'
   readonly client: FrameLeg
   readonly backend: FrameLeg
   private readonly writer: FrameWriter
@@ -37,36 +38,39 @@ export class FrameRelay implements Engine {
   private readonly reader: FrameReader
 
   constructor (clientWs: WebSocket, backendWs: WebSocket, private readonly connection: RelayConnection) {
-    const { maxPayload } = connection.settings
+    const { maxPayload, backendMaxPayload } = connection.settings
     this.writer = new FrameWriter(connection)
     this.closer = new FrameCloser(connection, this.writer)
     this.reader = new FrameReader(connection, this.writer, this.closer)
+    // The gateway's maxPayload governs the client (or a lower one of the app's WebSocket server,
+    // as with the ws engine); the backend's own governs the backend.
     this.client = new FrameLeg(this, 'client', socketOf(clientWs), limitOf(clientWs, maxPayload))
-    this.backend = new FrameLeg(this, 'backend', socketOf(backendWs), limitOf(backendWs, maxPayload))
+    this.backend = new FrameLeg(this, 'backend', socketOf(backendWs), backendMaxPayload)
     this.client.other = this.backend
     this.backend.other = this.client
-    this.adopt(this.client)
-    this.adopt(this.backend)
+    this.adopt(this.client, clientWs)
+    this.adopt(this.backend, backendWs)
   }
 
   /**
    * Takes a socket over from ws. Safe with ws 8.23 because:
-   * - `setSocket` puts exactly four listeners on the socket (`WS_SOCKET_LISTENERS`), and ws's
-   *   Receiver only ever gets bytes through `socketOnData`; with them gone ws never reads, closes
-   *   or emits again. Its Sender only writes when the WebSocket is called, and nothing calls it
-   *   any more: the route took the client out of `wss.clients` (so @fastify/websocket's preClose
-   *   does not close it) and the upstream handed the backend over (`adopt()`).
+   * - `setSocket` puts four listeners on the socket (data, end, close, error; `canAdopt` checks
+   *   each is there, recognised by identity), and ws's Receiver only ever gets bytes through the
+   *   data one; with them gone ws never reads, closes or emits again. Its Sender only writes when
+   *   the WebSocket is called, and nothing calls it any more: the route took the client out of
+   *   `wss.clients` (so @fastify/websocket's preClose does not close it) and the upstream handed
+   *   the backend over (`adopt()`).
    * - Nothing was read yet (`canAdopt` checks it): the client's handler runs synchronously inside
    *   ws's upgrade callback, right after `setSocket`, whose resume only takes effect on the next
    *   tick; the backend was paused synchronously in its 'open' handler, before any 'data'.
    * - Bytes ws unshifted onto the socket (the `head` of either upgrade) and those that arrived
    *   since are in the socket's readable buffer: our 'data' listener gets them first, in order.
    */
-  private adopt (leg: FrameLeg): void {
+  private adopt (leg: FrameLeg, ws: WebSocket): void {
     const socket = leg.socket as LegSocket
     socket[kLeg] = leg
     socket.on('error', FrameRelay.onError)
-    detach(socket)
+    detach(ws)
     socket.on('data', FrameRelay.onData)
     socket.on('end', FrameRelay.onEnd)
     socket.on('close', FrameRelay.onClose)
@@ -145,6 +149,12 @@ export class FrameRelay implements Engine {
   terminate (): void {
     this.client.socket.destroy()
     this.backend.socket.destroy()
+  }
+
+  cut (leg: FrameLeg): void {
+    // The rest of the chunk being read is not parsed either.
+    leg.state = DISCARD
+    leg.socket.destroy()
   }
 
   /** One heartbeat tick: a leg that did not answer the last ping is destroyed, the rest pinged. */

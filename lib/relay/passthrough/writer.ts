@@ -1,14 +1,6 @@
 import type { RelayConnection } from '../connection'
-import { CLOSE_FRAME_BYTE, EMPTY } from './frames'
-import { DATA, type FrameLeg } from './leg'
-
-/** Why a leg is not being read (bits: a leg stays paused while any is set). */
-export const OTHER_FULL = 1
-export const SELF_FULL = 2
-export const QUEUE_FULL = 4
-
-/** Control frames that may wait for a frame boundary on one leg before its reader is paused. */
-const MAX_PENDING = 32
+import { CLIENT_PONG, CLOSE_FRAME_BYTE, EMPTY, OPCODE_PONG, controlFrame } from './frames'
+import { DATA, PONG_AT, type FrameLeg } from './leg'
 
 /**
  * The writing part of the passthrough engine: bytes out to a leg, back-pressure between the legs,
@@ -26,54 +18,82 @@ export class FrameWriter {
     const socket = to.socket
     if (!socket.writable) return
     // Once `to` is closing, only the rest of a frame already begun goes out (see `closeLeg`).
-    if ((!socket.write(bytes) || socket.writableLength > this.connection.settings.highWaterMark) && !to.closing) this.full(to, to.other, OTHER_FULL)
+    if ((!socket.write(bytes) || socket.writableLength > this.connection.settings.highWaterMark) && !to.closing) this.full(to)
   }
 
-  /** `to` is over its limit: stop reading `leg` until `to` has written what it holds. */
-  private full (to: FrameLeg, leg: FrameLeg, reason: number): void {
-    this.block(leg, reason)
+  /** `to` is over its limit: stop reading the other leg until `to` has written what it holds. */
+  private full (to: FrameLeg): void {
+    const leg = to.other
+    if (!leg.paused) {
+      leg.paused = true
+      leg.socket.pause()
+      // A client that leaves the backend paused for too long is closed (`slowConsumerTimeout`).
+      if (!leg.fromClient) this.connection.clientBackedUp()
+    }
     // 'drain' only comes after a write returned false; below the socket's own high-water mark
     // (a `highWaterMark` under 16 KiB), an empty write's callback says when the rest is written.
     if (!to.socket.writableNeedDrain) to.socket.write(EMPTY, () => this.drained(to))
   }
 
-  private block (leg: FrameLeg, reason: number): void {
-    if (leg.paused === 0) leg.socket.pause()
-    // A client that leaves the backend paused for too long is closed (`slowConsumerTimeout`).
-    if (reason === OTHER_FULL && !leg.fromClient && (leg.paused & OTHER_FULL) === 0) this.connection.clientBackedUp()
-    leg.paused |= reason
-  }
-
-  unblock (leg: FrameLeg, reason: number): void {
-    if ((leg.paused & reason) === 0) return
-    leg.paused &= ~reason
-    if (reason === OTHER_FULL && !leg.fromClient) this.connection.clientCaughtUp()
-    if (leg.paused === 0) leg.socket.resume()
-  }
-
-  /** `leg` has written all it held: read both legs again if that is what they waited for. */
+  /** `leg` has written all it held (or is gone, or closing): the other leg is read again. */
   drained (leg: FrameLeg): void {
-    this.unblock(leg.other, OTHER_FULL)
-    this.unblock(leg, SELF_FULL)
+    const other = leg.other
+    if (!other.paused) return
+    other.paused = false
+    if (!other.fromClient) this.connection.clientCaughtUp()
+    other.socket.resume()
   }
 
   /**
    * Writes a control frame to `leg`, or queues it while a data frame to `leg` is half written (a
-   * control frame may come between the fragments of a message, never inside a frame).
+   * control frame may come between the fragments of a message, never inside a frame). What can
+   * wait here is bounded: a heartbeat ping (the next beat ends a leg that did not answer) and a
+   * close frame; pongs have their own slot (`pong`).
    */
   sendControl (leg: FrameLeg, frame: Buffer): void {
-    const source = leg.other
-    if (source.state !== DATA || !source.forwarding) return this.writeControl(leg, frame)
+    if (!halfWritten(leg)) return this.writeControl(leg, frame)
     if (leg.pending === undefined) leg.pending = []
     leg.pending.push(frame)
-    if (leg.pending.length >= MAX_PENDING) this.block(leg, QUEUE_FULL)
   }
 
-  /** A data frame to `leg` has ended: the control frames that waited for it go out. */
-  flushPending (leg: FrameLeg, pending: Buffer[]): void {
+  /**
+   * Answers a ping from `leg` (its payload, read from `leg.scratch`). One pong is written at a
+   * time; a ping that comes while it is, or while a data frame to `leg` is half written, replaces
+   * the pong waiting, so only the latest ping is answered (RFC 6455 §5.5.3): a peer that pings
+   * without reading holds at most two pongs of the gateway's memory, and costs one write per pong
+   * written — not per ping, and without an allocation per ping.
+   */
+  pong (leg: FrameLeg, payload: Buffer): void {
+    if (!leg.ponging && !halfWritten(leg)) return this.writePong(leg, payload)
+    if (payload.length > 0) payload.copy(leg.scratch, PONG_AT)
+    leg.pong = payload.length
+  }
+
+  private flushPong (leg: FrameLeg): void {
+    const length = leg.pong
+    if (length === undefined || leg.ponging || halfWritten(leg)) return
+    leg.pong = undefined
+    this.writePong(leg, length === 0 ? EMPTY : leg.scratch.subarray(PONG_AT, PONG_AT + length))
+  }
+
+  private writePong (leg: FrameLeg, payload: Buffer): void {
+    // After our close frame, no pong.
+    if (leg.closing || !leg.socket.writable) return
+    leg.ponging = true
+    const frame = leg.fromClient && payload.length === 0 ? CLIENT_PONG : controlFrame(OPCODE_PONG, payload, !leg.fromClient)
+    leg.socket.write(frame, () => {
+      leg.ponging = false
+      this.flushPong(leg)
+    })
+  }
+
+  /** A data frame to `leg` has ended: the pong and control frames that waited for it go out. */
+  flushPending (leg: FrameLeg): void {
+    this.flushPong(leg)
+    const pending = leg.pending
+    if (pending === undefined) return
     leg.pending = undefined
     for (const frame of pending) this.writeControl(leg, frame)
-    this.unblock(leg, QUEUE_FULL)
   }
 
   /**
@@ -96,14 +116,17 @@ export class FrameWriter {
   private writeControl (leg: FrameLeg, frame: Buffer): void {
     const socket = leg.socket
     if (!socket.writable) return
-    const written = socket.write(frame)
+    socket.write(frame)
     if (frame[0] === CLOSE_FRAME_BYTE) {
       leg.closeWritten = true
       // Both close frames have passed (or the leg broke the protocol): the TCP connection ends.
       if (leg.closeReceived || leg.violation !== undefined) socket.end()
-    } else if (!written || socket.writableLength > this.connection.settings.highWaterMark) {
-      // A peer that pings without reading our pongs is not read either until it catches up.
-      this.full(leg, leg, SELF_FULL)
     }
   }
+}
+
+/** Whether a data frame to `leg` is half written: a control frame to it must wait for its end. */
+function halfWritten (leg: FrameLeg): boolean {
+  const source = leg.other
+  return source.state === DATA && source.forwarding
 }

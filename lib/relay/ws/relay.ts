@@ -3,6 +3,7 @@ import { ClientBufferFullError, ConnectionGoneError } from '../../errors'
 import type { Outgoing } from '../../registry/types'
 import { CloseCode, mirrorClose, truncateReason } from '../close-codes'
 import type { RelayConnection } from '../connection'
+import { answerPingsYourself, onFrameTooBig } from '../passthrough/ws-internals'
 import type { Engine, LegName, LegState, PlannedClose, Traffic } from '../types'
 
 /** One side of the relay: its socket and what the relay tracks about it. */
@@ -18,6 +19,10 @@ class Leg implements LegState {
   paused = false
   /** Whether a pong came back since the last heartbeat ping. */
   alive = true
+  /** A pong is being written to this leg (its write has not completed). */
+  ponging = false
+  /** The payload of the latest ping not answered yet, while a pong is being written. */
+  nextPong: Buffer | undefined
 
   constructor (readonly name: LegName, readonly ws: WebSocket) {}
 
@@ -46,6 +51,7 @@ class Leg implements LegState {
  * message passes through.
  */
 export class Relay implements Engine {
+  readonly name = 'ws'
   readonly client: Leg
   readonly backend: Leg
 
@@ -62,7 +68,16 @@ export class Relay implements Engine {
   private attach (from: Leg, to: Leg): void {
     const onSent = (): void => this.drained(to, from)
     from.ws.on('message', (data: Buffer, isBinary: boolean) => this.forward(from, to, data, isBinary, onSent))
-    from.ws.on('pong', () => { from.alive = true })
+    // Pings are answered here rather than by ws (see `pinged`); the backend's WebSocket was opened
+    // with `autoPong: false`.
+    if (from === this.client) answerPingsYourself(from.ws)
+    from.ws.on('ping', (data: Buffer) => this.pinged(from, data))
+    from.ws.on('pong', (data: Buffer) => {
+      if (this.admitControl(from, data)) from.alive = true
+    })
+    // ws closes a leg that sent too big a message with a bare 1009; the passthrough engine and
+    // the README give the reason too.
+    onFrameTooBig(from.ws, () => from.close(CloseCode.MESSAGE_TOO_BIG, 'message too big'))
     from.ws.on('error', (err: Error & { code?: string }) => {
       if (err.code?.startsWith('WS_ERR_') === true) from.violation = err.code
       this.connection.settings.log.debug({ err, leg: from.name }, 'ws gateway leg error')
@@ -75,7 +90,7 @@ export class Relay implements Engine {
     // Once the other leg is closing nothing more can reach it; reading on lets this leg's own
     // close handshake finish.
     if (to.ws.readyState !== to.ws.OPEN) return
-    if (from === this.client && !this.admit(data)) return
+    if (from === this.client && !this.admitMessage(data)) return
     from.traffic.frames++
     from.traffic.bytes += data.length
     this.connection.active()
@@ -91,13 +106,34 @@ export class Relay implements Engine {
    * The rate limit on a client message (ws itself enforces `maxPayload` on both legs). False when
    * the message must not be forwarded.
    */
-  private admit (data: Buffer): boolean {
-    if (this.connection.rateLimiter?.take(data.length) === false) {
-      if (this.connection.dropsOverLimit) this.connection.dropped++
-      else this.connection.end(CloseCode.POLICY, 'rate limit')
-      return false
-    }
-    return true
+  private admitMessage (data: Buffer): boolean {
+    return this.connection.admit(1, data.length)
+  }
+
+  /** A ping or pong from `leg`: the client's count toward its rate limit; none is heeded after our close. */
+  private admitControl (leg: Leg, data: Buffer): boolean {
+    return (leg === this.backend || this.connection.admit(1, data.length)) && leg.ws.readyState === leg.ws.OPEN
+  }
+
+  /**
+   * Answers a ping. One pong is written at a time; a ping that comes while it is replaces the one
+   * waiting, so only the latest is answered (RFC 6455 §5.5.3): a peer that pings without reading
+   * holds at most two pongs here, as with the passthrough engine.
+   */
+  private pinged (leg: Leg, data: Buffer): void {
+    if (!this.admitControl(leg, data)) return
+    if (leg.ponging) leg.nextPong = data
+    else this.pong(leg, data)
+  }
+
+  private pong (leg: Leg, data: Buffer): void {
+    leg.ponging = true
+    leg.ws.pong(data, undefined, () => {
+      leg.ponging = false
+      const next = leg.nextPong
+      leg.nextPong = undefined
+      if (next !== undefined && leg.ws.readyState === leg.ws.OPEN) this.pong(leg, next)
+    })
   }
 
   /** After a write on `to` completes: reads `from` again once `to` is down to half its limit. */
@@ -105,7 +141,8 @@ export class Relay implements Engine {
     if (from.paused && to.ws.bufferedAmount <= this.connection.settings.highWaterMark / 2) {
       from.paused = false
       from.ws.resume()
-      this.connection.clientCaughtUp()
+      // Only the client catching up ends its slow-consumer grace period, not the backend.
+      if (to === this.client) this.connection.clientCaughtUp()
     }
   }
 
@@ -144,6 +181,10 @@ export class Relay implements Engine {
   terminate (): void {
     this.client.ws.terminate()
     this.backend.ws.terminate()
+  }
+
+  cut (leg: Leg): void {
+    leg.ws.terminate()
   }
 
   /** One heartbeat tick: a leg that did not answer the last ping is terminated, the rest pinged. */
