@@ -61,11 +61,7 @@ export class ClusterLink implements ClusterMembership {
     const { command } = this.links
     // Connected, 'ready' has started the first sync; wait for it (or the timeout), then go on.
     // (Not `once(command, 'ready')`: it rejects on the 'error' a refused connection emits.)
-    if (command.status !== 'ready') {
-      let ready = (): void => {}
-      await Promise.race([new Promise<void>((resolve) => { ready = resolve; command.once('ready', ready) }), timeout])
-      command.removeListener('ready', ready)
-    }
+    if (command.status !== 'ready') await Promise.race([new Promise((resolve) => command.once('ready', resolve)), timeout])
     this.tick()
     await Promise.race([this.syncing, timeout])
   }

@@ -48,13 +48,11 @@ export class RedisLinks {
     const timeout = new Promise<never>((_resolve, reject) => {
       timer = setTimeout(() => reject(new Error('no answer within commandTimeout')), this.cluster.commandTimeout)
     })
-    try {
-      return await Promise.race([work(this.command), timeout])
-    } catch (err) {
-      throw Object.assign(new ClusterUnavailableError(), { cause: err })
-    } finally {
-      clearTimeout(timer)
-    }
+    // (Not try/finally around a return: V8's coverage then leaves part of the function uncounted.)
+    const outcome = await Promise.race([work(this.command), timeout]).then((value) => ({ value }), (err: unknown) => ({ err }))
+    clearTimeout(timer)
+    if ('err' in outcome) throw Object.assign(new ClusterUnavailableError(), { cause: outcome.err })
+    return outcome.value
   }
 
   /** Closes what is ours; the app's client stays open (only our listener leaves it). */
