@@ -181,7 +181,7 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
       const backendClosed = closeOf(backend.sockets[0])
       const chunk = Buffer.alloc(64 * 1024)
       for (let i = 0; i < 400; i++) ws.send(chunk)
-      const closed = await Promise.race([backendClosed, new Promise((resolve) => setTimeout(resolve, 3000, 'still open after 3 s'))])
+      const closed = await Promise.race([backendClosed, new Promise((resolve) => setTimeout(resolve, 10_000, 'still open after 10 s'))])
       t.same(closed, { code: 1001, reason: 'going away' }, 'the backend is told the client went away')
       ws.resume()
       let close: { code: number, reason: string } | undefined
