@@ -30,8 +30,9 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
       ws.on('error', () => {})
       ws.pause()
       const backendClosed = closeOf(backend.sockets[0])
-      // 10 allowed, the 11th closes it 1008 with one more second's allowance, the 22nd cuts it.
-      for (let i = 0; i < 30; i++) ws.ping()
+      // 10 allowed, the 11th closes it 1008 with one more second's allowance, the 22nd cuts it
+      // (later ones if the gateway reads them slowly enough for the bucket to refill a little).
+      for (let i = 0; i < 100; i++) ws.ping()
       t.same(await backendClosed, { code: 1001, reason: 'going away' })
       await until(() => gateway.app.wsGateway.stats().open === 0, 'the connection to end')
       t.equal(gateway.app.wsGateway.stats().open, 0, 'gone at once, although the client never answered the close')
@@ -45,16 +46,16 @@ for (const engine of ['passthrough', 'ws'] as RelayEngine[]) {
     })
 
     t.test('with onExceeded drop, pings over the limit are not answered and are counted as dropped', async (t) => {
-      const { gateway } = await startPair(t, { engine, rateLimit: { messagesPerSecond: 5, onExceeded: 'drop' } })
+      const { gateway } = await startPair(t, { engine, rateLimit: { messagesPerSecond: 1, onExceeded: 'drop' } })
       const ws = await connect(gateway.url)
       const pongs: number[] = []
       ws.on('pong', (data: Buffer) => pongs.push(Number(data.toString())))
       for (let i = 0; i < 20; i++) ws.ping(String(i))
-      // Five a second: the first five pass, and at most one more refills while the rest arrive.
-      await until(() => gateway.app.wsGateway.stats().dropped >= 14, 'the pings over the limit dropped')
+      // One a second: the first passes; another only if the rest took a second to arrive.
+      await until(() => gateway.app.wsGateway.stats().dropped >= 18, 'the pings over the limit dropped')
       await until(() => pongs.length > 0, 'a pong')
       await new Promise((resolve) => setTimeout(resolve, 50))
-      t.ok(pongs.every((n) => n <= 5), `answered: ${pongs.join(', ')}`)
+      t.ok(pongs.every((n) => n <= 1), `answered: ${pongs.join(', ')}`)
       t.equal(ws.readyState, WebSocket.OPEN)
       ws.close()
     })

@@ -25,7 +25,14 @@ function nextKey (): number {
   return key
 }
 
-/** Writes a fresh random mask key at `buf[at, at + 4)`. */
+/**
+ * Writes a fresh random mask key at `buf[at, at + 4)`.
+ *
+ * @example
+ * ```ts
+ * randomMask(frame, 2) // a masked control frame's key
+ * ```
+ */
 export function randomMask (buf: Buffer, at: number): void {
   buf.writeUInt32BE(nextKey(), at)
 }

@@ -115,6 +115,12 @@ export function limitOf (ws: WebSocket, maxPayload: number): number {
 /**
  * Stops ws from answering this WebSocket's pings (its `autoPong`, which the app's WebSocket server
  * may have on), so that the relay answers them under its own rules.
+ *
+ * @example
+ * ```ts
+ * answerPingsYourself(clientWs)
+ * clientWs.on('ping', (data) => clientWs.pong(data))
+ * ```
  */
 export function answerPingsYourself (ws: WebSocket): void {
   internalsOf(ws)._autoPong = false
@@ -123,6 +129,11 @@ export function answerPingsYourself (ws: WebSocket): void {
 /**
  * Calls `listener` when ws refuses a message over this leg's `maxPayload`, before ws closes the
  * leg itself (with a bare 1009): a close sent from the listener is the one that goes out.
+ *
+ * @example
+ * ```ts
+ * onFrameTooBig(ws, () => ws.close(1009, 'message too big'))
+ * ```
  */
 export function onFrameTooBig (ws: WebSocket, listener: () => void): void {
   internalsOf(ws)._receiver?.prependListener('error', (err: { code?: string }) => {
