@@ -631,9 +631,9 @@ t.test('a socket that closed before the relay started ends the connection once r
   b.on('error', () => {})
   await Promise.all([once(a, 'close'), once(b, 'close')])
   /** A WebSocket on `socket`, set up as ws's server sets one up (`setSocket`). */
-  const ws = (socket: Socket, maxPayload = 0): WebSocket => {
+  const ws = (socket: Socket): WebSocket => {
     const server = new (WebSocket as unknown as new (...args: unknown[]) => WebSocket)(null, undefined, {})
-    ;(server as unknown as { setSocket: (s: Socket, head: Buffer, o: object) => void }).setSocket(socket, Buffer.alloc(0), { maxPayload })
+    ;(server as unknown as { setSocket: (s: Socket, head: Buffer, o: object) => void }).setSocket(socket, Buffer.alloc(0), {})
     return server
   }
   let endedWith: [number | undefined, number | undefined] | undefined
@@ -648,12 +648,12 @@ t.test('a socket that closed before the relay started ends the connection once r
     rateLimit: false,
     log,
     onEnd: (c) => { endedWith = [c.client.code, c.backend.code] }
-  }, (c) => new FrameRelay(ws(a, 50), ws(b), c))
+  }, (c) => new FrameRelay(ws(a), ws(b), c))
   const relay = connection.engine as FrameRelay
   t.equal(endedWith, undefined, 'not before the route registered it')
   await sleep(0)
   t.same(endedWith, [1006, 1006])
-  t.equal(relay.client.maxPayload, 50, 'the lower of the WebSocket server\'s limit and the gateway\'s')
+  t.equal(relay.client.maxPayload, 100, 'the gateway\'s')
   t.equal(relay.backend.maxPayload, 200, 'the backend\'s own')
   connection.heartbeat()
   connection.terminate()

@@ -8,7 +8,7 @@ import WebSocket from 'ws'
 import fastifyWebsocket from '@fastify/websocket'
 import Fastify, { type FastifyPluginAsync } from 'fastify'
 import type { WsGatewayOptions } from '../lib/index'
-import { canAdopt, limitOf, onFrameTooBig } from '../lib/relay/passthrough/ws-internals'
+import { canAdopt, onFrameTooBig } from '../lib/relay/passthrough/ws-internals'
 import { BACKEND_ID, SECRET, closeOf, connect, captureLogs, nextMessage, startBackend, startGateway } from './helpers'
 
 // What the engines rely on of ws's private state (lib/relay/passthrough/ws-internals.ts): these
@@ -45,9 +45,6 @@ t.test('canAdopt refuses sockets it does not know how to take over', async (t) =
     t.equal(canAdopt(ws({ _socket: socket, _receiver: receiver }, Class)), false, `a WebSocket class that sets a socket up otherwise (${Class.name})`)
   }
   t.doesNotThrow(() => onFrameTooBig(ws({}), () => {}), 'no receiver: nothing to listen to')
-  t.equal(limitOf(ws({ _receiver: { _maxPayload: 50 } }), 100), 50, 'a WebSocket server\'s lower maxPayload holds')
-  t.equal(limitOf(ws({ _receiver: { _maxPayload: 0 } }), 100), 100, 'one without a limit leaves the gateway\'s')
-  t.equal(limitOf(ws({}), 100), 100)
 })
 
 t.test('sockets set up other than ws 8.23 does it are relayed by the ws engine, with a warning', async (t) => {

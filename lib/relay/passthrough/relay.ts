@@ -8,7 +8,7 @@ import { FrameCloser } from './closer'
 import { EMPTY, OPCODE_PING, SERVER_PING, controlFrame, messageFrame } from './frames'
 import { DISCARD, FrameLeg } from './leg'
 import { FrameReader } from './reader'
-import { detach, limitOf, socketOf } from './ws-internals'
+import { detach, socketOf } from './ws-internals'
 import { FrameWriter } from './writer'
 
 /** The leg a socket carries: one set of listeners (`FrameRelay.on*`) serves every connection. */
@@ -42,9 +42,9 @@ export class FrameRelay implements Engine {
     this.writer = new FrameWriter(connection)
     this.closer = new FrameCloser(connection, this.writer)
     this.reader = new FrameReader(connection, this.writer, this.closer)
-    // The gateway's maxPayload governs the client (or a lower one of the app's WebSocket server,
-    // as with the ws engine); the backend's own governs the backend.
-    this.client = new FrameLeg(this, 'client', socketOf(clientWs), limitOf(clientWs, maxPayload))
+    // The gateway's maxPayload governs the client, the backend's own the backend (as with the ws
+    // engine, whose legs ws holds to the same two limits).
+    this.client = new FrameLeg(this, 'client', socketOf(clientWs), maxPayload)
     this.backend = new FrameLeg(this, 'backend', socketOf(backendWs), backendMaxPayload)
     this.client.other = this.backend
     this.backend.other = this.client

@@ -106,12 +106,6 @@ export function capMaxPayload (ws: WebSocket, maxPayload: number): void {
   (internalsOf(ws) as Required<WsInternals>)._receiver._maxPayload = maxPayload
 }
 
-/** The gateway's limit, or the lower one ws was given for this leg (e.g. a backend's `maxPayload`). */
-export function limitOf (ws: WebSocket, maxPayload: number): number {
-  const own = internalsOf(ws)._receiver?._maxPayload ?? 0
-  return own > 0 ? Math.min(own, maxPayload) : maxPayload
-}
-
 /**
  * Stops ws from answering this WebSocket's pings (its `autoPong`, which the app's WebSocket server
  * may have on), so that the relay answers them under its own rules.
