@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process'
 import { createHmac, createSign, randomBytes, type KeyObject } from 'node:crypto'
 import { once } from 'node:events'
 import http from 'node:http'
@@ -204,4 +205,19 @@ export async function until (check: () => boolean | Promise<boolean>, what: stri
     await new Promise((resolve) => setTimeout(resolve, 20))
   }
   throw new Error(`timed out waiting for ${what}`)
+}
+
+/** Runs a bench script (`node --import tsx …`) to its end: its exit code and stdout. */
+export async function runBench (t: TestLike, args: string[]): Promise<{ code: number, stdout: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...args], {
+    // Coverage of the children would be collected under another compiler and mislabel lines.
+    env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { if (child.exitCode === null) child.kill() })
+  let stdout = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.resume()
+  const [code] = await once(child, 'exit') as [number]
+  return { code, stdout }
 }
