@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net'
 import { join } from 'node:path'
 import fastifyStatic from '@fastify/static'
 import Fastify, { type FastifyInstance, type FastifyRequest, type FastifyServerOptions } from 'fastify'
-import wsGateway from '../lib/index'
+import wsGateway, { type MessagesOptions } from '../lib/index'
 import { signToken } from './client'
 import { BACKEND_IDS, TOKEN_AUDIENCE, TOKEN_ISSUER, print, randomSecret, readConfig, stopOnSignal, writeHandoff, type Write } from './config'
 import { loadCertificate, type TlsPair } from './tls'
@@ -27,6 +27,8 @@ export interface GatewayAppOptions {
   logger?: FastifyServerOptions['logger']
   /** Browser origins allowed besides the app's own (where the demo page is served). */
   allowedOrigins?: readonly string[]
+  /** Message mode at /api (see example/messages.ts), with the Redis of its queue route if any. */
+  messages?: { options: MessagesOptions, redisUrl?: string }
 }
 
 /**
@@ -50,16 +52,15 @@ export function mayReach (request: FastifyRequest, backendId: string): boolean {
 export async function buildGateway (options: GatewayAppOptions): Promise<FastifyInstance> {
   const app = Fastify({ https: { cert: options.tls.cert, key: options.tls.key }, logger: options.logger ?? false })
   const otherOrigins = new Set(options.allowedOrigins)
+  const jwt = { secret: options.secret, verify: { algorithms: ['HS256' as const], allowedIss: TOKEN_ISSUER, allowedAud: TOKEN_AUDIENCE } }
+  const allowedOrigins = (origin: string, request: FastifyRequest): boolean => origin === `https://${request.headers.host}` || otherOrigins.has(origin)
 
   await app.register(wsGateway, {
     path: '/ws',
     backends: options.backends,
     // Pin what a token must be: HS256 only (never `none` or an RSA/HS confusion), from our issuer,
     // for this gateway. `exp` is always required by the gateway.
-    jwt: {
-      secret: options.secret,
-      verify: { algorithms: ['HS256'], allowedIss: TOKEN_ISSUER, allowedAud: TOKEN_AUDIENCE }
-    },
+    jwt,
     authorize: mayReach,
     // Browsers cannot set headers on a WebSocket: the page sends its token in the subprotocol list
     // (`['bearer', token]`, on by default) and the backend ID as `/ws?id=Backend_ABC`.
@@ -67,13 +68,26 @@ export async function buildGateway (options: GatewayAppOptions): Promise<Fastify
     // Browsers let any page open a WebSocket to any host, with the user's cookies: accept only
     // pages from this app itself (the demo page at GET /) and the origins listed. Clients that
     // are not browsers send no Origin and are not affected.
-    allowedOrigins: (origin, request) => origin === `https://${request.headers.host}` || otherOrigins.has(origin),
+    allowedOrigins,
     // Limits: every one has a default; these suit a chat-sized demo.
     maxPayload: 64 * 1024, // bytes per message, either way; larger closes with 1009
     idleTimeout: 5 * 60_000, // no data either way for 5 min: both legs closed
     heartbeatInterval: 30_000, // ping both legs; a leg that missed the last pong is dropped
     connectTimeout: 5_000 // the backend must accept within 5 s, or the client gets 504
   })
+
+  // Message mode at another path of the same app: each JSON message is routed by its `action` to
+  // an HTTP, WebSocket or queue backend and answered (see example/messages.ts).
+  if (options.messages !== undefined) {
+    const { redisUrl } = options.messages
+    await app.register(wsGateway, {
+      path: '/api',
+      jwt,
+      allowedOrigins,
+      messages: options.messages.options,
+      ...(redisUrl === undefined ? {} : { cluster: { redis: redisUrl } })
+    })
+  }
 
   // Ordinary REST routes live next to the gateway in the same app.
   app.get('/health', async () => ({ status: 'ok', connections: app.wsGateway.stats().open }))

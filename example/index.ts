@@ -5,10 +5,11 @@
  *
  * The pieces run alone too: `npm run example:backends`, `example:gateway`, `example:client`.
  */
-import { runClient } from './client'
+import { runClient, signToken } from './client'
 import { BACKEND_IDS, print, randomSecret, readConfig, stopOnSignal, type ExampleConfig, type Write } from './config'
 import { startBackends } from './backends'
 import { startGateway } from './gateway'
+import { messageOptions, runMessageClient, startMessageBackends } from './messages'
 import { createCertificate } from './tls'
 
 /**
@@ -19,20 +20,25 @@ import { createCertificate } from './tls'
  * const report = await runSample(readConfig({ GATEWAY_PORT: '0' }), { write: () => {} })
  * ```
  */
-export async function runSample (config: ExampleConfig, options: { write: Write, onStart?: (stop: () => Promise<void>) => void }): Promise<Awaited<ReturnType<typeof runClient>>> {
+export async function runSample (config: ExampleConfig, options: { write: Write, onStart?: (stop: () => Promise<void>) => void }): Promise<Awaited<ReturnType<typeof runClient>> & { messages: unknown[] }> {
   const { write } = options
   const [tls, secret] = [await createCertificate(), randomSecret()]
   const backends = await startBackends(config.host, config.backendPorts)
-  const stops = [backends.close]
+  const messageBackends = await startMessageBackends(config.host)
+  const stops = [backends.close, messageBackends.close]
   const stop = async (): Promise<void> => { await Promise.all(stops.map(async (s) => await s())) }
   try {
     // The gateway's logger at 'warn' keeps the client's story readable; it still shows problems.
-    const gateway = await startGateway({ secret, tls, backends: backends.urls, logger: { level: 'warn' }, host: config.host, port: config.gatewayPort })
+    const messages = { options: messageOptions(messageBackends), redisUrl: messageBackends.redisUrl }
+    const gateway = await startGateway({ secret, tls, backends: backends.urls, messages, logger: { level: 'warn' }, host: config.host, port: config.gatewayPort })
     stops.unshift(gateway.close)
     options.onStart?.(stop)
     write(`backends ${BACKEND_IDS.map((id) => `${id} ${backends.urls[id]}`).join(', ')}\n`)
     write(`gateway  ${gateway.url} (REST: https://localhost:${gateway.port}/health, /backends)\n\n`)
-    return await runClient({ url: gateway.url, ca: tls.cert, secret, write })
+    const report = await runClient({ url: gateway.url, ca: tls.cert, secret, write })
+    const token = signToken(secret, { sub: 'demo-user', backends: [] })
+    const url = gateway.url.replace(/\/ws$/, '/api')
+    return { ...report, messages: await runMessageClient({ url, ca: tls.cert, token, queue: messageBackends.redisUrl !== undefined, write }) }
   } finally {
     await stop()
   }

@@ -107,3 +107,32 @@ export const NoCredentialsError = createError('FST_WS_GATEWAY_NO_CREDENTIALS', '
 
 /** The management API's `authorize` refused the request. */
 export const ManagementForbiddenError = createError('FST_WS_GATEWAY_MANAGEMENT_FORBIDDEN', 'Not allowed', 403)
+
+/*
+ * Message mode: the codes of the error frames the gateway answers a message with. The socket stays
+ * open; the frame carries the code, the status and the message (see lib/messages/envelope.ts).
+ */
+
+/** A message is not JSON, has no route key, has a bad correlation id or fails its schema. */
+export const InvalidMessageError = createError('FST_WS_GATEWAY_INVALID_MESSAGE', 'Invalid message: %s', 400)
+
+/** No route for the message's key, and no `$default` route. */
+export const UnknownRouteError = createError('FST_WS_GATEWAY_UNKNOWN_ROUTE', 'Unknown route "%s"', 404)
+
+/** The route's (or the registration's) per-connection rate limit is exceeded. */
+export const RateLimitedError = createError('FST_WS_GATEWAY_RATE_LIMITED', 'Too many messages, retry later', 429)
+
+/** The HTTP backend answered 4xx; the frame carries its status and its body as `data`. */
+export const BackendRejectedError = createError('FST_WS_GATEWAY_BACKEND_REJECTED', 'The backend rejected the message', 400)
+
+/** The backend answered 5xx (an HTTP backend, or a queue worker that failed); its body is never forwarded. */
+export const BackendErrorError = createError('FST_WS_GATEWAY_BACKEND_ERROR', 'The backend failed to handle the message', 502)
+
+/** The route's circuit breaker is open after repeated backend failures. */
+export const CircuitOpenError = createError('FST_WS_GATEWAY_CIRCUIT_OPEN', 'The backend is unavailable, retry later', 503)
+
+/** The queue (Redis) could not take the request. */
+export const QueueUnavailableError = createError('FST_WS_GATEWAY_QUEUE_UNAVAILABLE', 'The queue is unavailable', 503)
+
+/** An app hook (`routeKey`, `onMessage`, a route's `headers`) threw an uncoded error; the cause is logged, not sent. */
+export const MessageHookFailedError = createError('FST_WS_GATEWAY_MESSAGE_HOOK_FAILED', 'The gateway failed to handle the message', 500)

@@ -7,6 +7,7 @@ import fastifyCookie from '@fastify/cookie'
 import { tokenVerifier } from './handshake/auth/jwt'
 import { addGatewayRoute } from './handshake/route'
 import { ensureWebsocket } from './handshake/websocket'
+import { MessageRouter } from './messages/router'
 import { validateOptions } from './options/validate'
 import type { WsGatewayOptions } from './options/types'
 import { ClusterLink } from './cluster/cluster'
@@ -27,6 +28,12 @@ export type {
 } from './registry/types'
 export type { ApiStats } from './registry/api'
 export type { ClusterOptions, ManagementApiOptions } from './options/types'
+export type {
+  BackendHeaders, CircuitBreakerOptions, GatewayConnection, HttpTarget, MessageHook, MessageMiddleware, MessageRateLimit,
+  MessageRoute, MessagesOptions, QueueTarget, RouteKeyFunction, WsTarget
+} from './options/message-types'
+export type { MessageStats } from './messages/stats'
+export { createQueueWorker, type QueueRequest, type QueueWorker, type QueueWorkerOptions } from './messages/queue/worker'
 export type { Traffic } from './relay/types'
 export type { TokenClaims } from './options/types'
 export { DEFAULT_DROP_HEADERS } from './options/defaults'
@@ -51,6 +58,10 @@ const plugin: FastifyPluginAsync<WsGatewayOptions> = async function wsGateway (f
   // `fastify.wsGateway` reaches the app), which makes Fastify skip the register options it applies
   // to a context: the gateway applies them to its own.
   const { prefix, logLevel, logSerializers } = opts
+  const router = opts.messages === undefined
+    ? undefined
+    : new MessageRouter(opts.messages, { maxPayload: opts.maxPayload, cluster: node.clusterOptions, nodeId: node.id, connectTimeout: opts.connectTimeout, path: opts.path })
+  if (router !== undefined) registry.messageStats = router.stats
   await fastify.register(async (scope) => {
     await ensureWebsocket(scope)
     if (opts.tokenCookie !== undefined && !scope.hasRequestDecorator('cookies')) await scope.register(fastifyCookie)
@@ -58,7 +69,12 @@ const plugin: FastifyPluginAsync<WsGatewayOptions> = async function wsGateway (f
     if (!scope.hasRequestDecorator('user')) scope.decorateRequest('user', null as never)
     const verifier = tokenVerifier(scope, opts)
     node.registries.set(`${scope.prefix}${opts.path}`, registry)
-    addGatewayRoute(scope, { opts, registry, node, verifier })
+    addGatewayRoute(scope, { opts, registry, node, verifier, router })
+    if (router !== undefined) {
+      node.routers.set(`${scope.prefix}${opts.path}`, router)
+      scope.addHook('onReady', async () => { await router.start(scope.validatorCompiler, scope.log) })
+      scope.addHook('onClose', async () => { await router.close() })
+    }
     if (opts.managementApi !== undefined) {
       await scope.register(managementRoutes(node.connections, opts.managementApi, opts.retryAfter), { prefix: opts.managementApi.prefix })
     }
@@ -71,7 +87,7 @@ const plugin: FastifyPluginAsync<WsGatewayOptions> = async function wsGateway (f
  */
 function joinNode (fastify: FastifyInstance, opts: ResolvedOptions): GatewayNode {
   const { cluster } = opts
-  const { node, created } = gatewayNode(fastify, cluster?.nodeId, cluster === undefined
+  const { node, created } = gatewayNode(fastify, cluster, cluster === undefined
     ? undefined
     : (local, onEntry) => new ClusterLink(cluster, local, fastify.log, onEntry))
   if (!created && cluster !== undefined) throw new InvalidOptionError('cluster must be set on the app\'s first gateway registration only')
@@ -85,7 +101,8 @@ function joinNode (fastify: FastifyInstance, opts: ResolvedOptions): GatewayNode
 
 /**
  * The gateway plugin: authenticates WebSocket clients with a JWT and relays their frames to the
- * backend named by an ID header.
+ * backend named by an ID header — or, with `messages`, routes each of their messages to an HTTP,
+ * WebSocket or queue backend and answers it (message mode).
  *
  * @example
  * ```ts

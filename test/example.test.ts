@@ -13,7 +13,8 @@ import { expectRefusal, main as clientMain, MESSAGES, signToken, talkTo, type Cl
 import { BACKEND_IDS, TOKEN_AUDIENCE, TOKEN_ISSUER, print, randomSecret, readConfig, readHandoff, stopOnSignal, writeHandoff, type BackendId } from '../example/config'
 import { main as gatewayMain, startGateway, type RunningGateway } from '../example/gateway'
 import { runSample } from '../example/index'
-import type { TestLike } from './helpers'
+import { messageOptions, runMessageClient, startMessageBackends } from '../example/messages'
+import type { Frame, TestLike } from './helpers'
 import { createCertificate, loadCertificate, type TlsPair } from '../example/tls'
 
 /** Every port 0: the sample on whatever ports are free. */
@@ -81,6 +82,38 @@ t.test('the whole sample: every backend answers the client through the gateway, 
   t.match(output, /← text {3}"\[PQR\] echo: hello"/)
   t.match(output, /← binary \[XYZ\] \\x00\\x01\\x02\\xff/)
   t.match(output, /✗ unknown backend ID Backend_NOPE: 404 FST_WS_GATEWAY_UNKNOWN_BACKEND/)
+  t.match(output, /\nmessage mode at wss:\/\/localhost:\d+\/api\n/)
+  t.same(report.messages.map((frame) => [(frame as Frame).type, (frame as Frame).code ?? (frame as Frame).route]), [
+    ['reply', 'chat.send'],
+    ['error', 'FST_WS_GATEWAY_INVALID_MESSAGE'],
+    ['error', 'FST_WS_GATEWAY_UNKNOWN_ROUTE'],
+    ['message', 'prices.watch'],
+    ['message', 'prices.watch'],
+    ['message', 'prices.watch'],
+    ['reply', 'report.build']
+  ], 'an HTTP reply, two error frames, a stream and a queue reply (redis-server is installed for the tests)')
+  t.match(report.messages[6], { data: { report: '2026 for demo-user' } })
+})
+
+t.test('message mode without redis-server: the queue route is left out, and the client says it skipped it', async (t) => {
+  const backends = await startMessageBackends('127.0.0.1', 'no-such-redis-server')
+  t.teardown(backends.close)
+  t.equal(backends.redisUrl, undefined)
+  const options = messageOptions(backends)
+  t.notOk('report.build' in (options.routes ?? {}))
+  const secret = randomSecret()
+  const tls = await sharedTls()
+  const gateway = await startGateway({ secret, tls, backends: { Backend_ABC: 'ws://127.0.0.1:1' }, messages: { options }, host: '127.0.0.1', port: 0 })
+  t.teardown(gateway.close)
+  let output = ''
+  const token = signToken(secret, { sub: 'demo-user', backends: [] })
+  const frames = await runMessageClient({ url: gateway.url.replace(/\/ws$/, '/api'), ca: tls.cert, token, queue: false, write: (text) => { output += text } })
+  t.equal(frames.length, 6)
+  t.match(output, /skipped the queue route report\.build: redis-server is not installed/)
+})
+
+t.test('a redis-server that does not come up fails the message backends\' start', async (t) => {
+  await t.rejects(startMessageBackends('127.0.0.1', 'true'), /true did not start/)
 })
 
 t.test('a sample stopped while the client runs ends with an error instead of hanging', async (t) => {

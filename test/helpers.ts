@@ -221,3 +221,86 @@ export async function runBench (t: TestLike, args: string[]): Promise<{ code: nu
   const [code] = await once(child, 'exit') as [number]
   return { code, stdout }
 }
+
+/** What a test HTTP backend saw of one request. */
+export interface SeenRequest {
+  method: string
+  url: string
+  headers: http.IncomingHttpHeaders
+  body: string
+  /** Resolves when the gateway closed this request's connection before the answer (an abort). */
+  aborted: Promise<void>
+}
+
+export interface HttpBackend {
+  url: string
+  server: http.Server
+  requests: SeenRequest[]
+}
+
+/**
+ * A real HTTP backend on 127.0.0.1: `handler` answers each request (the default echoes the body
+ * as JSON with status 200). It sees every request as it came, and each request's abort.
+ */
+export async function startHttpBackend (t: TestLike, handler?: (seen: SeenRequest, res: http.ServerResponse) => void): Promise<HttpBackend> {
+  const requests: SeenRequest[] = []
+  const server = http.createServer((req, res) => {
+    let body = ''
+    req.setEncoding('utf8')
+    req.on('data', (chunk: string) => { body += chunk })
+    req.on('end', () => {
+      const aborted = new Promise<void>((resolve) => res.once('close', () => { if (!res.writableFinished) resolve() }))
+      const seen = { method: req.method as string, url: req.url as string, headers: req.headers, body, aborted }
+      requests.push(seen)
+      if (handler !== undefined) return handler(seen, res)
+      res.writeHead(200, { 'content-type': 'application/json' }).end(body)
+    })
+  })
+  server.listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  t.teardown(async () => {
+    server.closeAllConnections()
+    await new Promise((resolve) => server.close(resolve))
+  })
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, server, requests }
+}
+
+/** A message-mode gateway (HS256 auth, no heartbeat) at `/api`. */
+export async function startMessageGateway (t: TestLike, messages: NonNullable<WsGatewayOptions['messages']>, options: Partial<WsGatewayOptions> = {}, fastifyOptions: FastifyServerOptions = {}, setup?: (app: FastifyInstance) => Promise<void> | void): Promise<Gateway> {
+  return await startGateway(t, { path: '/api', jwt: { secret: SECRET }, heartbeatInterval: 0, messages, ...options }, fastifyOptions, setup)
+}
+
+/** A frame of message mode, parsed. */
+export type Frame = Record<string, unknown>
+
+/** Resolves with the next frame on a message-mode socket, parsed. */
+export async function nextFrame (ws: WebSocket): Promise<Frame> {
+  const { data } = await nextMessage(ws)
+  return JSON.parse(data.toString())
+}
+
+/** Sends one message (an object as JSON, a string as it is) and resolves with the next frame. */
+export async function ask (ws: WebSocket, message: unknown): Promise<Frame> {
+  const frame = nextFrame(ws)
+  ws.send(typeof message === 'string' ? message : JSON.stringify(message))
+  return await frame
+}
+
+/** Resolves with the next `count` frames, parsed. */
+export async function frames (ws: WebSocket, count: number): Promise<Frame[]> {
+  const got: Frame[] = []
+  return await new Promise((resolve) => {
+    const onMessage = (data: Buffer): void => {
+      got.push(JSON.parse(data.toString()))
+      if (got.length < count) return
+      ws.removeListener('message', onMessage)
+      resolve(got)
+    }
+    ws.on('message', onMessage)
+  })
+}
+
+/** The headers of a message-mode client: only the token. */
+export function tokenHeaders (claims: Record<string, unknown> = {}): Record<string, string> {
+  return { authorization: `Bearer ${sign(claims)}` }
+}

@@ -41,6 +41,24 @@ declare namespace wsGateway {
   export const errors: typeof entry.errors
   export const CloseCode: typeof entry.CloseCode
   export const DEFAULT_DROP_HEADERS: typeof entry.DEFAULT_DROP_HEADERS
+  export const createQueueWorker: typeof entry.createQueueWorker
+
+  export type MessagesOptions = entry.MessagesOptions
+  export type MessageRoute = entry.MessageRoute
+  export type MessageMiddleware = entry.MessageMiddleware
+  export type MessageHook = entry.MessageHook
+  export type MessageRateLimit = entry.MessageRateLimit
+  export type CircuitBreakerOptions = entry.CircuitBreakerOptions
+  export type RouteKeyFunction = entry.RouteKeyFunction
+  export type HttpTarget = entry.HttpTarget
+  export type WsTarget = entry.WsTarget
+  export type QueueTarget = entry.QueueTarget
+  export type BackendHeaders = entry.BackendHeaders
+  export type GatewayConnection = entry.GatewayConnection
+  export type MessageStats = entry.MessageStats
+  export type QueueRequest = entry.QueueRequest
+  export type QueueWorker = entry.QueueWorker
+  export type QueueWorkerOptions = entry.QueueWorkerOptions
 
   export const wsGateway: WsGatewayPlugin
   export { wsGateway as default }

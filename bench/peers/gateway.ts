@@ -7,10 +7,10 @@
  * build; run.ts skips this peer when dist/index.js is missing.
  */
 import Fastify from 'fastify'
-import type { FastifyPluginAsync } from 'fastify'
 import { pathToFileURL } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import { announceReady, requiredArg } from '../child-ipc.js'
+import { pluginFrom } from './plugin.js'
 
 const distEntry = requiredArg(0, 'path of dist/index.js')
 const backendUrl = requiredArg(1, 'backend ws URL')
@@ -18,16 +18,8 @@ const secret = requiredArg(2, 'JWT secret')
 /** Extra plugin options as JSON (e.g. `{"engine":"ws"}`), so one file serves every variant. */
 const extra = JSON.parse(process.argv[5] ?? '{}') as Record<string, unknown>
 
-/** Works whether dist/ is CommonJS (module.exports + .default) or an ES module. */
-function pluginFrom (loaded: unknown): FastifyPluginAsync<Record<string, unknown>> {
-  let candidate = (loaded as { default?: unknown }).default ?? loaded
-  if (typeof candidate !== 'function') candidate = (candidate as { default?: unknown }).default
-  if (typeof candidate !== 'function') throw new Error(`${distEntry} has no default export plugin`)
-  return candidate as FastifyPluginAsync<Record<string, unknown>>
-}
-
 async function main (): Promise<void> {
-  const wsGateway = pluginFrom(await import(pathToFileURL(distEntry).href))
+  const wsGateway = pluginFrom(await import(pathToFileURL(distEntry).href), distEntry)
   const app = Fastify({ logger: false })
   await app.register(wsGateway, {
     path: '/ws',

@@ -4,12 +4,17 @@ import type { WebSocket } from 'ws'
 import '@fastify/websocket'
 import { callApp } from '../callbacks'
 import { AuthorizeFailedError, ForbiddenError, KeysUnavailableError, OriginForbiddenError, ShuttingDownError } from '../errors'
+import { CONNECT_KEY } from '../messages/hooks'
+import type { MessageRouter } from '../messages/router'
+import { startMessages } from '../messages/start'
+import type { GatewayConnection } from '../options/message-types'
 import type { ResolvedBackend, ResolvedOptions } from '../options/types'
 import type { GatewayNode } from '../registry/decorator'
 import { newConnectionId } from '../registry/ids'
 import { relayMember } from '../registry/member'
 import type { Registry } from '../registry/registry'
 import { startRelay } from '../relay/engine'
+import type { Connection } from '../relay/types'
 import { openUpstream, type Upstream } from '../upstream/ws'
 import { findBackend } from '../upstream/resolve'
 import { closeAtExpiry } from './auth/expiry'
@@ -28,8 +33,11 @@ interface Handshake {
   socket: Duplex
   offer: ProtocolOffer
   slot: Slot
+  token?: string
   backend?: ResolvedBackend
   upstream?: Upstream
+  /** Message mode: the connection as hooks and backends see it. */
+  identity?: GatewayConnection
 }
 
 interface RouteSettings {
@@ -37,16 +45,19 @@ interface RouteSettings {
   registry: Registry
   node: GatewayNode
   verifier: TokenVerifier
+  /** Message mode's routes; undefined in relay mode. */
+  router?: MessageRouter
 }
 
 /**
  * Adds the gateway's WebSocket route. Everything that can refuse a client runs in preValidation,
  * in this order, so the client gets an HTTP status and never a 101 it cannot use: handshake
- * checks, origin, token, backend ID, `authorize`, the backend lookup, and finally the backend
- * connection itself. `authorize` runs before the lookup so that a client learns nothing about
- * IDs it may not use (403 whether or not they exist) and cannot make `resolveBackend` run for them.
+ * checks, origin, token, then in relay mode backend ID, `authorize`, the backend lookup, and
+ * finally the backend connection itself; in message mode `authorize` (with `'$connect'`) and the
+ * `connect` hook. `authorize` runs before the lookup so that a client learns nothing about IDs it
+ * may not use (403 whether or not they exist) and cannot make `resolveBackend` run for them.
  */
-export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, node, verifier }: RouteSettings): void {
+export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, node, verifier, router }: RouteSettings): void {
   const handshakes = new WeakMap<FastifyRequest, Handshake>()
   const limits = new ConnectionLimits(opts)
   const { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit } = opts
@@ -71,8 +82,10 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
 
   async function checkToken (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     reply.header('www-authenticate', 'Bearer')
-    const { offer, slot } = handshakes.get(request) as Handshake
-    const claims = await authenticate(request, verifier.verify, tokenOf(request, opts, offer.token)).catch((err: Error) => {
+    const handshake = handshakes.get(request) as Handshake
+    const { offer, slot } = handshake
+    handshake.token = tokenOf(request, opts, offer.token)
+    const claims = await authenticate(request, verifier.verify, handshake.token).catch((err: Error) => {
       if (!(err instanceof KeysUnavailableError)) throw err
       // Not the client's fault: no challenge, a time to come back, and the cause in the log.
       reply.removeHeader('www-authenticate')
@@ -83,14 +96,38 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     if (typeof claims.sub === 'string') limits.admitSubject(slot, claims.sub, reply)
   }
 
-  async function resolveBackend (request: FastifyRequest): Promise<void> {
-    const id = backendIdOf(request, opts)
+  /** `authorize(request, id)`, when set: false (or a throw, as 500) refuses the client. */
+  async function checkAuthorized (request: FastifyRequest, id: string): Promise<void> {
     const { authorize } = opts
     if (authorize !== undefined && !(await callApp(request, 'authorize', async () => await authorize(request, id), () => new AuthorizeFailedError()))) {
       throw new ForbiddenError()
     }
+  }
+
+  async function resolveBackend (request: FastifyRequest): Promise<void> {
+    const id = backendIdOf(request, opts)
+    await checkAuthorized(request, id)
     const handshake = handshakes.get(request) as Handshake
     handshake.backend = await findBackend(request, id, opts)
+  }
+
+  async function connectMessages (request: FastifyRequest): Promise<void> {
+    await checkAuthorized(request, CONNECT_KEY)
+    const handshake = handshakes.get(request) as Handshake
+    const user = request.user as TokenClaims
+    const identity = Object.freeze({
+      id: handshake.id,
+      user,
+      sub: typeof user.sub === 'string' ? user.sub : undefined,
+      token: handshake.token as string,
+      request
+    })
+    await (router as MessageRouter).connect(identity, request, handshake.socket)
+    handshake.identity = identity
+    // No backend chooses a subprotocol here: none, or the marker a browser's token came with.
+    const raw = request.raw as GatewayMessage
+    raw[kProtocol] = handshake.offer.token !== undefined ? opts.tokenProtocol : false
+    raw[kConnectionId] = handshake.id
   }
 
   async function connectBackend (request: FastifyRequest): Promise<void> {
@@ -105,13 +142,42 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     raw[kConnectionId] = id
   }
 
+  /** The socket is the gateway's from here: @fastify/websocket's own error handler (which logs a
+   * peer's disconnect as an error) and its shutdown (which closes without a code) are taken off.
+   * The app's server may run without client tracking (`clientTracking: false`; the gateway's own does). */
+  function adopt (server: FastifyInstance, socket: WebSocket): void {
+    socket.removeAllListeners('error')
+    ;(server.websocketServer.clients as Set<WebSocket> | undefined)?.delete(socket)
+  }
+
+  /**
+   * Makes an open connection reachable (the registry API, stats, heartbeat) and closes it when
+   * its token expires; `onEnd` undoes it. Returns what the connection's `onEnd` must call.
+   */
+  function track (request: FastifyRequest, connection: Connection, id: string, backendId: string | undefined): () => void {
+    const sub = (request.user as { sub?: unknown } | undefined)?.sub
+    const cancelExpiry = opts.closeOnTokenExpiry ? closeAtExpiry(connection, request.user as TokenClaims, verifier.clockTolerance) : undefined
+    const member = relayMember(connection, {
+      id,
+      path: request.routeOptions.url as string,
+      backendId,
+      sub: typeof sub === 'string' ? sub : undefined,
+      sourceIp: request.ip,
+      userAgent: request.headers['user-agent'],
+      maxPayload: opts.maxPayload
+    })
+    registry.add(connection)
+    node.join(member)
+    return () => {
+      cancelExpiry?.()
+      registry.remove(connection)
+      node.leave(member)
+    }
+  }
+
   function relay (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
     const { id, backend, upstream } = handshakes.get(request) as Required<Handshake>
-    // The relay owns both sockets from here: @fastify/websocket's own error handler (which logs a
-    // peer's disconnect as an error) and its shutdown (which closes without a code) are taken off.
-    // The app's server may run without client tracking (`clientTracking: false`; the gateway's own does).
-    socket.removeAllListeners('error')
-    ;(this.websocketServer.clients as Set<WebSocket> | undefined)?.delete(socket)
+    adopt(this, socket)
     const sub = (request.user as { sub?: unknown } | undefined)?.sub
     const log = request.log
     const backendWs = upstream.adopt()
@@ -120,9 +186,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
       backendMaxPayload: backend.maxPayload,
       log,
       onEnd (ended) {
-        cancelExpiry?.()
-        registry.remove(ended)
-        node.leave(member)
+        untrack()
         log.info({
           backendId: backend.id,
           sub,
@@ -136,28 +200,28 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
         }, 'ws gateway connection closed')
       }
     })
-    const cancelExpiry = opts.closeOnTokenExpiry ? closeAtExpiry(connection, request.user as TokenClaims, verifier.clockTolerance) : undefined
-    const member = relayMember(connection, {
-      id,
-      path: request.routeOptions.url as string,
-      backendId: backend.id,
-      sub: typeof sub === 'string' ? sub : undefined,
-      sourceIp: request.ip,
-      userAgent: request.headers['user-agent'],
-      maxPayload: opts.maxPayload
-    })
-    registry.add(connection)
-    node.join(member)
+    const untrack = track(request, connection, id, backend.id)
     log.info({ connectionId: id, backendId: backend.id, sub, protocol: upstream.protocol, engine: connection.engineName }, 'ws gateway connection open')
+  }
+
+  function messages (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
+    const identity = (handshakes.get(request) as Handshake).identity as GatewayConnection
+    adopt(this, socket)
+    const connection = startMessages(socket, router as MessageRouter, identity, { ...relaySettings, backendMaxPayload: opts.maxPayload, log: request.log, onEnd: () => untrack() })
+    const untrack = track(request, connection, identity.id, undefined)
+    request.log.info({ connectionId: identity.id, sub: identity.sub }, 'ws gateway connection open')
   }
 
   fastify.route({
     method: 'GET',
     url: opts.path,
     websocket: true,
-    preValidation: [checkRequest, checkToken, resolveBackend, connectBackend],
+    preValidation: router === undefined ? [checkRequest, checkToken, resolveBackend, connectBackend] : [checkRequest, checkToken, connectMessages],
+    // Message mode compiles its message schemas with this context's validator compiler, which
+    // Fastify sets up for a route with a schema: an always-true one, when nothing set it up yet.
+    schema: router !== undefined && fastify.validatorCompiler === undefined ? { querystring: { type: 'object' } } : undefined,
     logSerializers: routeSerializers(opts),
     onError: async (_request, _reply, error) => { registry.reject(error.code ?? 'INTERNAL') },
-    handler: relay
+    handler: router === undefined ? relay : messages
   })
 }

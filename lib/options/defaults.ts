@@ -68,3 +68,10 @@ export const DEFAULT_DROP_HEADERS: readonly string[] = Object.freeze([
 
 /** `jwt.jwks` defaults: key cache lifetime and size, fetch timeout, and the unknown-`kid` cooldown (ms). */
 export const DEFAULT_JWKS = Object.freeze({ ttl: 60_000, max: 100, timeout: 5_000, cooldown: 30_000 })
+
+/* Message mode. */
+export const DEFAULT_MAX_IN_FLIGHT = 16
+export const DEFAULT_MESSAGE_TIMEOUT = 10_000
+export const DEFAULT_QUEUE_MAX_LENGTH = 10_000
+export const DEFAULT_BREAKER_FAILURES = 5
+export const DEFAULT_BREAKER_RESET_AFTER = 10_000

@@ -1,11 +1,11 @@
 import type { FastifyRequest, RegisterOptions } from 'fastify'
 import type { VerifierOptions } from 'fast-jwt'
-import type { ConnectionOptions } from 'node:tls'
 import type { PerMessageDeflateOptions } from 'ws'
 import type { Redis, RedisOptions } from 'ioredis'
+import type { MessagesOptions, ResolvedMessages } from './message-types'
+import type { BackendTlsOptions } from './tls'
 
-/** TLS settings passed to the backend connection (for `wss:` backends). */
-export type BackendTlsOptions = Pick<ConnectionOptions, 'ca' | 'cert' | 'key' | 'pfx' | 'passphrase' | 'rejectUnauthorized' | 'servername' | 'checkServerIdentity'>
+export type { BackendTlsOptions } from './tls'
 
 /** One backend: where it is and how to connect to it. */
 export interface BackendConfig extends BackendTlsOptions {
@@ -196,6 +196,11 @@ export interface WsGatewayOptions extends Pick<RegisterOptions, 'prefix' | 'logL
   cluster?: ClusterOptions
   /** The opt-in REST surface over the connection registry (`/@connections`). Default: off. */
   managementApi?: ManagementApiOptions | false
+  /**
+   * Message mode: terminate the client's messages and route each to an HTTP, WebSocket or queue
+   * backend instead of relaying frames (see the README's "Message mode"). No ID header is needed.
+   */
+  messages?: MessagesOptions
 }
 
 /** A token bucket per connection on the client's messages; a second's worth may come in a burst. */
@@ -252,6 +257,7 @@ export interface ResolvedOptions {
   readonly prefix?: string
   readonly logLevel?: RegisterOptions['logLevel']
   readonly logSerializers?: RegisterOptions['logSerializers']
+  readonly messages?: ResolvedMessages
 }
 
 /** The relay engines: frames over the raw sockets, or messages through ws. */

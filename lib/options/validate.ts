@@ -2,6 +2,7 @@ import type { RegisterOptions } from 'fastify'
 import { resolveBackendConfig } from './backend'
 import { resolveCluster } from './cluster'
 import { resolveManagementApi } from './management'
+import { resolveMessages } from './messages'
 import { checkChoice, checkFunction, checkInteger, checkKeys, checkName, checkTimeout, fail, isPlainObject } from './check'
 import {
   BACKEND_ID_PATTERN, DEFAULT_CLOCK_TOLERANCE, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT,
@@ -22,10 +23,12 @@ const KNOWN_OPTIONS = new Set([
   'tokenProtocol', 'idQuery', 'tokenQuery', 'tokenCookie',
   'maxConnections', 'maxConnectionsPerIp', 'maxConnectionsPerSubject', 'retryAfter', 'drainTimeout',
   'shutdownCloseCode', 'closeOnTokenExpiry', 'slowConsumerTimeout', 'slowConsumerCloseCode', 'rateLimit',
-  'cluster', 'managementApi',
+  'messages', 'cluster', 'managementApi',
   'dropHeaders', 'identityHeaders',
   'prefix', 'logLevel', 'logSerializers'
 ])
+/** Options that only mean something when frames are relayed to a backend named by the client. */
+const RELAY_ONLY = ['backends', 'resolveBackend', 'idHeader', 'idQuery', 'engine', 'rewriteRequestHeaders', 'dropHeaders', 'identityHeaders']
 
 function resolveRateLimit (input: unknown): ResolvedOptions['rateLimit'] {
   if (input === false) return false
@@ -110,7 +113,13 @@ export function validateOptions (input: WsGatewayOptions = {}, logLevels?: reado
     backends.set(id, resolveBackendConfig(id, option, `backends["${id}"]`, maxPayload))
   }
   checkFunction(opts.resolveBackend, 'resolveBackend')
-  if (backends.size === 0 && opts.resolveBackend === undefined) fail('give backends, resolveBackend or both')
+  const messages = opts.messages === undefined ? undefined : resolveMessages(opts.messages)
+  if (messages !== undefined) {
+    const relayOnly = RELAY_ONLY.find((name) => opts[name] !== undefined)
+    if (relayOnly !== undefined) fail(`${relayOnly} is for relay mode; message mode (messages) routes by the message`)
+  } else if (backends.size === 0 && opts.resolveBackend === undefined) {
+    fail('give backends, resolveBackend or both (or messages, for message mode)')
+  }
 
   const clockTolerance = checkInteger(opts, 'clockTolerance', DEFAULT_CLOCK_TOLERANCE, 0)
   checkFunction(opts.authorize, 'authorize')
@@ -166,6 +175,7 @@ export function validateOptions (input: WsGatewayOptions = {}, logLevels?: reado
     rateLimit: resolveRateLimit(opts.rateLimit),
     cluster: resolveCluster(opts.cluster),
     managementApi: resolveManagementApi(opts.managementApi),
+    messages,
     ...resolveRegisterOptions(opts, logLevels)
   })
 }

@@ -1,4 +1,8 @@
 import type { FastifyInstance } from 'fastify'
+import { InvalidOptionError } from '../errors'
+import type { MessageRouter } from '../messages/router'
+import type { MessageRoute } from '../options/message-types'
+import type { ResolvedCluster } from '../options/types'
 import { Connections, type ApiStats, type Remote } from './api'
 import { randomNodeId } from './ids'
 import { LocalDirectory } from './local'
@@ -9,6 +13,17 @@ import type { ClusterStats, ConnectionApi, Member, Outgoing, OutgoingClose } fro
 export interface WsGatewayDecorator extends ConnectionApi {
   /** Connection, rejection and traffic counters, in total and per registered path. */
   stats: () => WsGatewayStats & { registry: ApiStats, cluster?: ClusterStats }
+  /**
+   * Adds a message-mode route before the app is ready. `path` names the registration when the app
+   * has several in message mode. Throws `FST_WS_GATEWAY_INVALID_OPTION` for a bad definition, a
+   * key that exists already, a call after ready, or no (or an ambiguous) message-mode registration.
+   *
+   * @example
+   * ```ts
+   * app.wsGateway.route('orders.list', { http: 'http://orders:8080/list', rateLimit: { messagesPerSecond: 5 } })
+   * ```
+   */
+  route: (key: string, definition: MessageRoute, path?: string) => void
 }
 
 declare module 'fastify' {
@@ -42,8 +57,13 @@ export class GatewayNode {
   readonly local: LocalDirectory
   readonly connections: Connections
   readonly cluster?: ClusterMembership
+  /** The message-mode registrations' routers, by path (see `WsGatewayDecorator.route`). */
+  readonly routers = new Map<string, MessageRouter>()
+  /** The `cluster` option the node was made with (message mode's queue routes use its Redis). */
+  readonly clusterOptions: ResolvedCluster | undefined
 
-  constructor (nodeId: string, makeCluster?: ClusterFactory) {
+  constructor (nodeId: string, makeCluster?: ClusterFactory, clusterOptions?: ResolvedCluster) {
+    this.clusterOptions = clusterOptions
     this.local = new LocalDirectory(nodeId)
     this.cluster = makeCluster?.(this.local, (target, action) => {
       const members = 'id' in target ? [this.local.get(target.id)] : this.local.select(target)
@@ -61,6 +81,17 @@ export class GatewayNode {
     this.local.add(member)
     // A failed registration is retried in full by the cluster's next sync.
     this.cluster?.register(member).catch(() => {})
+  }
+
+  /** The router of the one message-mode registration, or of the one at `path`. */
+  router (path: string | undefined): MessageRouter {
+    if (path !== undefined) {
+      const router = this.routers.get(path)
+      if (router === undefined) throw new InvalidOptionError(`no message-mode gateway at path "${path}"`)
+      return router
+    }
+    if (this.routers.size !== 1) throw new InvalidOptionError(this.routers.size === 0 ? 'no gateway is in message mode' : 'several gateways are in message mode: give the path')
+    return this.routers.values().next().value as MessageRouter
   }
 
   leave (member: Member): void {
@@ -83,10 +114,10 @@ type GatewayInstance = FastifyInstance & { [kNode]?: GatewayNode }
  * The app's gateway node and `fastify.wsGateway`, made by the first registration (which alone
  * may set up the cluster) and shared by the later ones.
  */
-export function gatewayNode (fastify: GatewayInstance, nodeId: string | undefined, makeCluster: ClusterFactory | undefined): { node: GatewayNode, created: boolean } {
+export function gatewayNode (fastify: GatewayInstance, cluster: ResolvedCluster | undefined, makeCluster: ClusterFactory | undefined): { node: GatewayNode, created: boolean } {
   const existing = fastify[kNode]
   if (existing !== undefined) return { node: existing, created: false }
-  const node = new GatewayNode(nodeId ?? randomNodeId(), makeCluster)
+  const node = new GatewayNode(cluster?.nodeId ?? randomNodeId(), makeCluster, cluster)
   fastify[kNode] = node
   const api = node.connections
   fastify.decorate('wsGateway', {
@@ -97,7 +128,8 @@ export function gatewayNode (fastify: GatewayInstance, nodeId: string | undefine
     closeUser: api.closeUser.bind(api),
     get: api.get.bind(api),
     list: api.list.bind(api),
-    stats: () => node.stats()
+    stats: () => node.stats(),
+    route: (key: string, definition: MessageRoute, path?: string) => node.router(path).add(key, definition)
   })
   return { node, created: true }
 }

@@ -1,4 +1,5 @@
 import type { RelayEngine } from '../options/types'
+import { addMessageStats, emptyMessageStats, type MessageStats } from '../messages/stats'
 import type { Connection, Traffic } from '../relay/types'
 
 /** How `fastify.close()` ends a gateway's connections. */
@@ -24,6 +25,8 @@ export interface GatewayStats {
   dropped: number
   /** Connections relayed since start by each engine, open ones included. */
   engines: Record<RelayEngine, number>
+  /** Message mode's counters (only for registrations in message mode, and in the totals when any is). */
+  messages?: MessageStats
 }
 
 /** What `fastify.wsGateway.stats()` returns: the totals, and the same per registered path. */
@@ -64,6 +67,8 @@ export class Registry {
   private onEmpty: (() => void) | undefined
   /** Set once `fastify.close()` has begun: no new connection is taken. */
   closing = false
+  /** A message-mode registration's counters, reported with the rest. */
+  messageStats: MessageStats | undefined
 
   constructor (private readonly heartbeatInterval: number) {
     const groups = Math.min(HEARTBEAT_GROUPS, Math.max(1, Math.floor(heartbeatInterval / HEARTBEAT_STEP)))
@@ -72,7 +77,8 @@ export class Registry {
 
   add (relay: Connection): void {
     this.total++
-    this.engines[relay.engineName]++
+    // Message mode relays nothing: its connections are counted in `messages`.
+    if (relay.engineName !== 'messages') this.engines[relay.engineName]++
     if (this.groups.length === 0) {
       this.relays.set(relay, undefined)
       return
@@ -116,7 +122,8 @@ export class Registry {
       fromClient: { ...this.ended.fromClient },
       fromBackend: { ...this.ended.fromBackend },
       dropped: this.ended.dropped,
-      engines: { ...this.engines }
+      engines: { ...this.engines },
+      ...(this.messageStats === undefined ? {} : { messages: structuredClone(this.messageStats) })
     }
     for (const relay of this.relays.keys()) {
       addTraffic(stats.fromClient, relay.client.traffic)
@@ -157,6 +164,10 @@ export function sumStats (byPath: Record<string, GatewayStats>): WsGatewayStats 
     sum.dropped += stats.dropped
     sum.engines.passthrough += stats.engines.passthrough
     sum.engines.ws += stats.engines.ws
+    if (stats.messages !== undefined) {
+      sum.messages ??= emptyMessageStats()
+      addMessageStats(sum.messages, stats.messages)
+    }
   }
   return sum
 }

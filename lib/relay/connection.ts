@@ -1,8 +1,7 @@
 import { CloseCode } from './close-codes'
 import { RateLimiter } from './rate-limit'
-import type { RelayEngine } from '../options/types'
 import type { Outgoing } from '../registry/types'
-import type { Connection, Engine, PolicyLeg, RelaySettings } from './types'
+import type { Connection, Engine, EngineName, PolicyLeg, RelaySettings } from './types'
 
 /**
  * A relayed connection: the policy both engines share around the bytes — the idle timer, the rate
@@ -29,7 +28,7 @@ export class RelayConnection implements Connection {
     this.engine = startEngine(this)
   }
 
-  get engineName (): RelayEngine {
+  get engineName (): EngineName {
     return this.engine.name
   }
 

@@ -35,4 +35,9 @@ export class RateLimiter {
     this.messages = this.limit.messagesPerSecond
     this.bytes = this.limit.bytesPerSecond
   }
+
+  /** Whole seconds (at least 1) until the message bucket holds one message again. */
+  secondsUntilNext (): number {
+    return Math.max(1, Math.ceil((1 - this.messages) / this.limit.messagesPerSecond))
+  }
 }

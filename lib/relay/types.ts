@@ -2,6 +2,9 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { RateLimitOptions, RelayEngine } from '../options/types'
 import type { Outgoing } from '../registry/types'
 
+/** What moves a connection's data: a relay engine, or message mode's engine (lib/messages/engine.ts). */
+export type EngineName = RelayEngine | 'messages'
+
 /** Frames and bytes that came in on one leg. */
 export interface Traffic {
   frames: number
@@ -25,7 +28,7 @@ export interface Connection {
   readonly backend: LegState
   readonly openedAt: number
   /** The engine relaying it: `'passthrough'`, or `'ws'` (asked for, or the fallback, see `startRelay`). */
-  readonly engineName: RelayEngine
+  readonly engineName: EngineName
   /** Client messages, pings and pongs dropped by the rate limit (`onExceeded: 'drop'`). */
   readonly dropped: number
   /** Closes the client with this code and reason (a policy decision) and the backend with 1001. */
@@ -75,7 +78,7 @@ export type PolicyLeg = LegState & { planned?: PlannedClose }
  * engine (`relay/passthrough`). The connection (`RelayConnection`) runs the policy around it.
  */
 export interface Engine {
-  readonly name: RelayEngine
+  readonly name: EngineName
   readonly client: PolicyLeg
   readonly backend: PolicyLeg
   /** Sends a leg a close frame (no code: no status) unless it is closing already. */
