@@ -55,9 +55,12 @@ export async function buildGateway (options: GatewayAppOptions): Promise<Fastify
   const jwt = { secret: options.secret, verify: { algorithms: ['HS256' as const], allowedIss: TOKEN_ISSUER, allowedAud: TOKEN_AUDIENCE } }
   const allowedOrigins = (origin: string, request: FastifyRequest): boolean => origin === `https://${request.headers.host}` || otherOrigins.has(origin)
 
+  // The Redis of message mode's queue route is the cluster's, set on the app's first registration.
+  const redisUrl = options.messages?.redisUrl
   await app.register(wsGateway, {
     path: '/ws',
     backends: options.backends,
+    ...(redisUrl === undefined ? {} : { cluster: { redis: redisUrl } }),
     // Pin what a token must be: HS256 only (never `none` or an RSA/HS confusion), from our issuer,
     // for this gateway. `exp` is always required by the gateway.
     jwt,
@@ -79,14 +82,7 @@ export async function buildGateway (options: GatewayAppOptions): Promise<Fastify
   // Message mode at another path of the same app: each JSON message is routed by its `action` to
   // an HTTP, WebSocket or queue backend and answered (see example/messages.ts).
   if (options.messages !== undefined) {
-    const { redisUrl } = options.messages
-    await app.register(wsGateway, {
-      path: '/api',
-      jwt,
-      allowedOrigins,
-      messages: options.messages.options,
-      ...(redisUrl === undefined ? {} : { cluster: { redis: redisUrl } })
-    })
+    await app.register(wsGateway, { path: '/api', jwt, allowedOrigins, messages: options.messages.options })
   }
 
   // Ordinary REST routes live next to the gateway in the same app.

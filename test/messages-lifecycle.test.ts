@@ -4,7 +4,7 @@ import net from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t from 'tap'
 import WebSocket from 'ws'
-import { ask, closeOf, connect, connectWithId, frames, handshake, nextFrame, sign, startBackend, startHttpBackend, startMessageGateway, tokenHeaders } from './helpers'
+import { ask, closeOf, connect, connectWithId, frames, handshake, nextFrame, sign, startBackend, startHttpBackend, startMessageGateway, tokenHeaders, until } from './helpers'
 
 /*
  * Message-mode connections over their lifetime: heartbeats on the client and on upstreams,
@@ -76,7 +76,10 @@ t.test('a client that falls behind pauses its upstreams and, once it catches up,
   const ws = await connect(gateway.url, tokenHeaders())
   ws.pause()
   ws.send('{"action":"burst"}')
-  await sleep(300)
+  // The burst has started (the upstream could not write it all at once); the client still does
+  // not read for a while, so the gateway's buffer for it passes its mark and the upstream is paused.
+  await until(() => (upstream.sockets[0]?.bufferedAmount ?? 0) > 0, 'the burst')
+  await sleep(500)
   ws.resume()
   const got = await frames(ws, count + 1)
   t.same(got.slice(0, count).map((frame) => (frame.data as { i: number }).i), [...Array(count).keys()], 'all of it, in order')

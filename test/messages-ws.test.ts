@@ -121,7 +121,7 @@ t.test('connect hook: 2xx upgrades with the identity, 4xx passes its status, els
     verdicts[body.sub]()
   })
   const gateway = await startMessageGateway(t, {
-    connect: { http: { url: `${hooks.url}/connect`, timeout: 200 } },
+    connect: { http: { url: `${hooks.url}/connect`, timeout: 1500 } },
     disconnect: { http: `${hooks.url}/disconnect` },
     routes: {}
   })
@@ -199,6 +199,14 @@ t.test('fastify.wsGateway.route() adds routes before ready, and refuses duplicat
   t.equal((await ask(ws, { action: 'b' })).type, 'reply')
   t.equal(backend.requests[0].url, '/b')
   ws.close()
+})
+
+t.test('a queue route needs the cluster option on the app\'s first registration', async (t) => {
+  const app = Fastify()
+  t.teardown(() => app.close())
+  await t.rejects(async () => { await app.register(wsGateway, { path: '/api', jwt: { secret: SECRET }, messages: { routes: { q: { queue: { stream: 's' } } } } }) }, {
+    code: 'FST_WS_GATEWAY_INVALID_OPTION', message: /messages\.routes\["q"\]\.queue needs the cluster option/
+  })
 })
 
 t.test('route() needs a gateway in message mode', async (t) => {
