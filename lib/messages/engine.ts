@@ -57,8 +57,9 @@ export class MessageEngine implements Engine, Session {
 
   private received (data: Buffer): void {
     // After the gateway sent its close, the client's last messages are read (so its close frame
-    // arrives) but not handled: nobody could be answered.
-    if (this.ws.readyState !== this.ws.OPEN || !this.connection.admit(1, data.length)) return
+    // arrives) and charged to its rate limit (a client flooding on past a rate-limit close is
+    // cut), but not handled: nobody could be answered.
+    if (!this.connection.admit(1, data.length) || this.ws.readyState !== this.ws.OPEN) return
     this.client.traffic.frames++
     this.client.traffic.bytes += data.length
     this.connection.active()
