@@ -1,5 +1,6 @@
 /**
- * Message mode's bench: `node --import tsx bench/messages.ts [--quick] [--rounds N] [--seconds S]`.
+ * Message mode's bench: `node --import tsx bench/messages.ts [--quick] [--rounds N] [--seconds S]
+ * [--connections C] [--in-flight K] [--dist FILE] [--out DIR]`.
  *
  * In one run, on 127.0.0.1, each peer its own process with the same backends: round trips per
  * second and p50/p99 latency of small JSON messages, `connections` clients each keeping
@@ -25,6 +26,9 @@ const PEERS = ['messages-http', 'handwritten-http', 'messages-ws', 'relay'] as c
 type PeerId = typeof PEERS[number]
 
 interface Settings {
+  /** The built plugin to load; undefined: build dist/ first and load it. */
+  dist: string | undefined
+  outDir: string
   rounds: number
   warmupMs: number
   measureMs: number
@@ -45,11 +49,14 @@ interface Measurement {
 
 function parseSettings (argv: string[]): Settings {
   const quick = argv.includes('--quick')
-  const valueOf = (name: string, fallback: number): number => {
+  const textOf = (name: string): string | undefined => {
     const at = argv.indexOf(name)
-    return at === -1 ? fallback : Number(argv[at + 1])
+    return at === -1 ? undefined : argv[at + 1]
   }
+  const valueOf = (name: string, fallback: number): number => Number(textOf(name) ?? fallback)
   return {
+    dist: textOf('--dist'),
+    outDir: textOf('--out') ?? join(ROOT, 'bench', 'results'),
     rounds: valueOf('--rounds', quick ? 1 : 3),
     warmupMs: quick ? 300 : 2_000,
     measureMs: valueOf('--seconds', quick ? 1 : 8) * 1000,
@@ -142,9 +149,11 @@ function mean (values: number[]): number {
 
 async function main (): Promise<void> {
   const settings = parseSettings(process.argv.slice(2))
-  const built = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 })
-  if (built.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed: ${built.stdout}${built.stderr}`)
-  const dist = join(ROOT, 'dist', 'index.js')
+  if (settings.dist === undefined) {
+    const built = spawnSync(process.execPath, [join(ROOT, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.build.json'], { cwd: ROOT, encoding: 'utf8', timeout: 180_000 })
+    if (built.status !== 0) throw new Error(`tsc -p tsconfig.build.json failed: ${built.stdout}${built.stderr}`)
+  }
+  const dist = settings.dist ?? join(ROOT, 'dist', 'index.js')
   const secret = randomSecret()
   const token = signHs256(secret, 'bench', 3600)
   const httpBackend = forkTs('http-echo', join(ROOT, 'bench', 'peers', 'http-echo.ts'), [], ROOT)
@@ -194,7 +203,7 @@ async function main (): Promise<void> {
     ...rows.map((row) => `| ${row.peer} | ${Math.round(row.perSecond).toLocaleString('en')} | ${row.p50.toFixed(2)} | ${row.p99.toFixed(2)} | ${row.cpuMicros.toFixed(1)} |`)
   ]
   process.stdout.write(`${lines.join('\n')}\n`)
-  const outDir = join(ROOT, 'bench', 'results')
+  const { outDir } = settings
   mkdirSync(outDir, { recursive: true })
   writeFileSync(join(outDir, `messages-${new Date().toISOString().replace(/[:.]/g, '-')}.json`), JSON.stringify({ settings, rows, results }, null, 2))
 }
