@@ -8,9 +8,9 @@
  * the CPU busy is repeated a bounded number of times. Results go to stdout (markdown), stderr
  * (progress) and bench/results/ (JSON + markdown).
  */
-import { spawnSync } from 'node:child_process'
 import { mkdirSync, writeFileSync } from 'node:fs'
 import { dirname, join, relative, resolve } from 'node:path'
+import { buildDist } from './build.js'
 import { forkTs, killAllNow, stop, stopAll, waitReady } from './children.js'
 import type { Child } from './children.js'
 import { randomSecret, signHs256 } from './jwt.js'
@@ -88,18 +88,6 @@ function parseOptions (argv: string[]): Options {
 
 function progress (line: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`)
-}
-
-/** Build dist/ the way `npm run build` does, bounded in time; returns an error text or undefined. */
-function build (paths: Paths): string | undefined {
-  progress('building dist/ (tsc -p tsconfig.build.json)')
-  const tsc = join(paths.root, 'node_modules', 'typescript', 'bin', 'tsc')
-  const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
-    cwd: paths.root, encoding: 'utf8', timeout: 180_000
-  })
-  if (result.status === 0) return undefined
-  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(0, 10).join('\n  ')
-  return `tsc -p tsconfig.build.json failed (${result.status ?? result.signal ?? result.error?.message ?? '?'}):\n  ${output}`
 }
 
 function describe (m: StepMeasurement): string {
@@ -207,7 +195,10 @@ async function main (): Promise<number> {
   let buildError: string | undefined
   const gatewayIds: PeerId[] = ['gateway', 'gateway-ws']
   const wantsGateway = options.peers === undefined || options.peers.some((id) => gatewayIds.includes(id))
-  if (options.build && options.dist === undefined && wantsGateway) buildError = build(paths)
+  if (options.build && options.dist === undefined && wantsGateway) {
+    progress('building dist/ (tsc -p tsconfig.build.json)')
+    buildError = buildDist(root)
+  }
   const machine = machineInfo(root)
   progress(`${machine.cores} cores, Node ${machine.node}, ws ${machine.versions.ws ?? '?'}, bufferutil native: ${machine.bufferutilNative}`)
 
