@@ -1,0 +1,43 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdtemp, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+
+// The cluster bench's smoke run on a tiny configuration: its own redis-server, two gateway
+// instances and two Socket.IO instances each reach every one of 100 connections with every
+// message once and in order (anything lost, duplicated or rejected makes the run exit 1), the
+// handshake block runs on 1 and 2 workers, and the report has every figure. The gateway runs from
+// lib/ through tsx (no build, so no race with the main bench's smoke run rebuilding dist/). Speed
+// is not asserted; the figures belong to `npm run bench:cluster`.
+t.test('npm run bench:cluster -- --quick compares the gateway with Socket.IO across instances and reports', { timeout: 180_000 }, async (t) => {
+  const out = await mkdtemp(join(tmpdir(), 'ws-gateway-bench-cluster-'))
+  t.teardown(async () => await rm(out, { recursive: true, force: true }))
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/cluster.ts', '--quick', '--connections', '100', '--sends', '20', '--dist', 'lib/index.ts', '--out', out], {
+    // Coverage of the children would be collected under another compiler and mislabel lines.
+    env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.teardown(() => { if (child.exitCode === null) child.kill() })
+  let stdout = ''
+  let stderr = ''
+  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
+  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
+  const [code] = await once(child, 'exit') as [number]
+  t.equal(code, 0, `the run exits 0: every message arrived once, in order, and no call was rejected\n${stderr.split('\n').filter((line) => line.includes('PROBLEM')).join('\n')}`)
+  t.match(stdout, '| send, API on A → client on B, one at a time: p50 ms |')
+  t.match(stdout, '| 2 node:cluster workers |')
+  const report = JSON.parse(await readFile(join(out, 'cluster-latest.json'), 'utf8')) as {
+    summary: Record<string, Record<string, { mean: number }>>
+    problems: string[]
+  }
+  t.same(report.problems, [])
+  const figures = (block: string): string[] => Object.keys(report.summary[block] ?? {}).sort()
+  t.same(figures('gateway'), ['burstLastMs', 'burstRate', 'localP50', 'localP99', 'oneLastMs', 'oneRate', 'restP50', 'restP99', 'send16P50', 'send16P99', 'sendP50', 'sendP99'])
+  t.same(figures('socketio'), ['burstLastMs', 'burstRate', 'localP50', 'localP99', 'oneLastMs', 'oneRate', 'send16P50', 'send16P99', 'sendP50', 'sendP99'], 'Socket.IO has no REST surface')
+  t.same(figures('handshakes'), ['handshakes1', 'handshakes2', 'handshakesSolo'])
+  for (const block of ['gateway', 'socketio', 'handshakes']) {
+    for (const [figure, { mean }] of Object.entries(report.summary[block] ?? {})) t.ok(mean > 0, `${block} ${figure} is a positive number`)
+  }
+})
