@@ -5,7 +5,6 @@
  * can sample /proc at the same instants. Every loop is bounded by a deadline.
  */
 import WebSocket from 'ws'
-import { percentile } from './percentile.js'
 import { ErrorTally, STEP_TIMEOUT_MS, closeAll, openMany, openSocket, sleep, withTimeout } from './ws-clients.js'
 import type {
   HandshakeJob, IdleJob, JobRequest, JobResult, LatencyJob, LoadMessage, ReleaseRequest,

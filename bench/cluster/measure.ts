@@ -6,7 +6,7 @@
 import { loadavg } from 'node:os'
 import type { Child } from '../children.js'
 import { livePids } from '../children.js'
-import { percentile } from '../percentile.js'
+import { percentile } from '../stats.js'
 import { childPids, machineCpu, processesCpuSeconds } from '../proc.js'
 import { STEPS, runStep } from '../steps.js'
 import type { StepDef, Timing } from '../steps.js'

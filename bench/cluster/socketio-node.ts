@@ -22,6 +22,8 @@ async function main (): Promise<void> {
   for (const client of [pub, sub]) client.on('error', (error) => process.stderr.write(`socket.io node redis: ${error.message}\n`))
   const http = createServer()
   const io = new Server(http, { transports: ['websocket'], serveClient: false, adapter: createAdapter(pub, sub) })
+  // The adapter subscribed on creation; a PING answered after it means the subscriptions are in place.
+  await sub.ping()
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
   serveControl({
     send: (id, data) => { io.to(id).emit('m', data) },
