@@ -19,7 +19,9 @@ import { machineInfo } from './machine.js'
 import type { MachineInfo } from './machine.js'
 import { FULL_TIMING, QUICK_TIMING } from './steps.js'
 import type { Timing } from './steps.js'
-import { measureBroadcast, measureHandshakes, measureLatency } from './cluster/measure.js'
+import { measureBroadcast } from './cluster/broadcast.js'
+import { measureLatency } from './cluster/latency.js'
+import { measureHandshakes } from './cluster/measure.js'
 import type { Keep, Problems, Sizes } from './cluster/measure.js'
 import {
   openFilesLimit, redisMissing, startBackend, startClientProcess, startHandshakeGateway, startNode, startRedis
@@ -128,10 +130,11 @@ function keep (state: RunState, round: number, block: BlockId): Keep {
 async function peerBlock (state: RunState, peer: PeerKind, round: number, problems: Problems): Promise<void> {
   const { setup, options } = state
   const redis = await startRedis()
-  const backendPort = peer === 'gateway' ? (await startBackend(setup)).port : 0
-  const [a, b] = await Promise.all(['a', 'b'].map(async (id) => await startNode(peer, setup, redis.url, id, backendPort)))
+  const backend = peer === 'gateway' ? await startBackend(setup) : undefined
+  const [a, b] = await Promise.all(['a', 'b'].map(async (id) => await startNode(peer, setup, redis.url, id, backend?.port ?? 0)))
   const clients = await Promise.all([1, 2].map(async (n) => await startClientProcess(setup, `clients ${n}`, join('cluster', 'clients.ts'))))
-  const cluster = { peer, a, b, clients, setup }
+  const serverPids = [a.child.pid, b.child.pid, redis.child.pid, ...(backend === undefined ? [] : [backend.child.pid])]
+  const cluster = { peer, a, b, serverPids, aConnections: 0, clients, setup }
   const keeper = keep(state, round, peer)
   await measureLatency(cluster, options.sizes, problems, keeper)
   progress(`[r${round + 1} ${peer}] opening ${options.sizes.connections.toLocaleString('en-US')} connections over 2 instances`)

@@ -161,17 +161,20 @@ async function open (request: OpenRequest): Promise<Opened> {
 }
 
 async function collect (request: LatencyCollect): Promise<LatencySamples> {
-  const seqs = Array.from({ length: request.count }, (_, i) => request.firstSeq + i)
-  const complete = (): boolean => seqs.every((seq) => latencies.has(seq))
+  const rejected = new Set(request.rejected)
+  const all = Array.from({ length: request.count }, (_, i) => request.firstSeq + i)
+  const expected = all.filter((seq) => !rejected.has(seq))
+  const complete = (): boolean => expected.every((seq) => latencies.has(seq))
   if (!complete()) {
     await withTimeout(new Promise<void>((resolve) => {
       latencyWaiter = () => { if (complete()) resolve() }
     }), request.timeoutMs, 'latency samples').catch(() => {})
     latencyWaiter = undefined
   }
-  const samples = seqs.flatMap((seq) => latencies.get(seq) ?? [])
-  for (const seq of seqs) latencies.delete(seq)
-  return { type: 'latency-samples', samples, missing: request.count - samples.length }
+  const samples = expected.flatMap((seq) => latencies.get(seq) ?? [])
+  const rejectedArrived = request.rejected.filter((seq) => latencies.has(seq)).length
+  for (const seq of all) latencies.delete(seq)
+  return { type: 'latency-samples', samples, missing: expected.length - samples.length, rejectedArrived }
 }
 
 function report (): ClientReport {

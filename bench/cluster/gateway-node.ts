@@ -39,7 +39,17 @@ async function main (): Promise<void> {
   await app.listen({ host: '127.0.0.1', port: settings.port })
   serveControl({
     send: async (id, data) => await app.wsGateway.send(id, data),
-    broadcast: async (data) => (await app.wsGateway.broadcast(data)).connections
+    broadcast: async (data) => (await app.wsGateway.broadcast(data)).connections,
+    count: async () => {
+      let count = 0
+      let cursor: string | undefined
+      do {
+        const page = await app.wsGateway.list({ limit: 1000, cursor })
+        count += page.items.length
+        cursor = page.cursor
+      } while (cursor !== undefined)
+      return count
+    }
   })
   announceReady((app.server.address() as AddressInfo).port)
 }

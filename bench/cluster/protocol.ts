@@ -58,11 +58,14 @@ export interface SendRun {
   thinkMs: number
 }
 
-export interface SendRunDone {
-  type: 'send-run-done'
-  calls: number
-  errors: number
+/** Calls the API rejected: their sequence numbers, and the first error as the report shows it. */
+export interface Rejections {
+  rejected: number[]
   firstError?: string
+}
+
+export interface SendRunDone extends Rejections {
+  type: 'send-run-done'
 }
 
 /** Broadcast `count` messages back-to-back (sequence numbers from `firstSeq`), each call once the previous one has returned. */
@@ -72,14 +75,22 @@ export interface BroadcastRun {
   count: number
 }
 
-export interface BroadcastDone {
+export interface BroadcastDone extends Rejections {
   type: 'broadcast-done'
   /** monotonicMs() just before the first call. */
   calledAt: number
-  /** Connections the gateway's API says each call was addressed to (undefined for Socket.IO). */
-  connections?: number[]
-  errors: number
-  firstError?: string
+  /** Connections the gateway's API says each resolved call was addressed to (none for Socket.IO). */
+  connections: number[]
+}
+
+/** How many connections the peer's registry lists over every instance; answered with `Count`. */
+export interface CountRequest {
+  type: 'count'
+}
+
+export interface Count {
+  type: 'count'
+  connections: number
 }
 
 // Orchestrator → client process (clients.ts).
@@ -112,21 +123,25 @@ export interface Opened {
 
 /**
  * Answer `LatencySamples` once the messages numbered `firstSeq` … `firstSeq + count - 1` have all
- * arrived, or after `timeoutMs` with those that did (their samples are then forgotten).
+ * arrived, but for those whose send was `rejected`, or after `timeoutMs` (their samples are then
+ * forgotten).
  */
 export interface LatencyCollect {
   type: 'latency-collect'
   firstSeq: number
   count: number
+  rejected: number[]
   timeoutMs: number
 }
 
 export interface LatencySamples {
   type: 'latency-samples'
-  /** ms from the call on the sending node to the message at the client, by sequence number. */
+  /** ms from the call on the sending node to the message at the client, of the sends that resolved. */
   samples: number[]
-  /** Messages of the range that did not arrive in time. */
+  /** Messages of resolved sends that did not arrive in time. */
   missing: number
+  /** Messages of rejected sends that arrived all the same (by the time the others had). */
+  rejectedArrived: number
 }
 
 /** A broadcast has reached every connection of this client process (sent unasked). */
@@ -158,4 +173,4 @@ export interface ClientReport {
 }
 
 export type ClientRequest = OpenRequest | LatencyCollect | CloseAll | ReportRequest
-export type NodeRequest = SendRun | BroadcastRun
+export type NodeRequest = SendRun | BroadcastRun | CountRequest

@@ -9,7 +9,7 @@ import type { FigureValue, Load, Sizes } from './measure.js'
 
 export type FigureId =
   | 'sendP50' | 'sendP99' | 'send16P50' | 'send16P99' | 'restP50' | 'restP99' | 'localP50' | 'localP99'
-  | 'oneLastMs' | 'oneRate' | 'burstRate' | 'burstLastMs'
+  | 'oneLastMs' | 'oneRate' | 'oneCpuUs' | 'oneWrites' | 'burstRate' | 'burstLastMs' | 'burstCpuUs' | 'burstWrites'
   | 'handshakesSolo' | 'handshakes1' | 'handshakes2'
 
 /** Who a block measured: one of the two peers, or the gateway's handshakes on workers. */
@@ -25,6 +25,7 @@ interface FigureDef {
 const ms = (value: number): string => value.toFixed(value < 10 ? 2 : 1)
 const rate = (value: number): string => value >= 10_000 ? `${(value / 1000).toFixed(1)}k` : Math.round(value).toLocaleString('en-US')
 const count = (value: number): string => value.toLocaleString('en-US')
+const fixed = (digits: number) => (value: number): string => value.toFixed(digits)
 
 /** The figures comparing the two peers, in table order. */
 export const PEER_FIGURES: readonly FigureDef[] = [
@@ -38,8 +39,12 @@ export const PEER_FIGURES: readonly FigureDef[] = [
   { id: 'localP99', label: () => '… p99 ms', higherIsBetter: false, format: ms },
   { id: 'oneLastMs', label: (s) => `broadcast on A to ${count(s.connections)} conns, one at a time: ms to the last delivery (median of ${s.broadcasts})`, higherIsBetter: false, format: ms },
   { id: 'oneRate', label: () => '… deliveries/s (connections ÷ that time)', higherIsBetter: true, format: rate },
+  { id: 'oneCpuUs', label: () => '… server CPU µs per delivery (A + B + Redis, + the backend for the gateway)', higherIsBetter: false, format: fixed(1) },
+  { id: 'oneWrites', label: () => '… write system calls per delivery (A + B)', higherIsBetter: false, format: fixed(2) },
   { id: 'burstRate', label: (s) => `${s.broadcasts} broadcasts back-to-back: deliveries/s`, higherIsBetter: true, format: rate },
-  { id: 'burstLastMs', label: () => '… ms from the first call to the last delivery', higherIsBetter: false, format: ms }
+  { id: 'burstLastMs', label: () => '… ms from the first call to the last delivery', higherIsBetter: false, format: ms },
+  { id: 'burstCpuUs', label: () => '… server CPU µs per delivery', higherIsBetter: false, format: fixed(1) },
+  { id: 'burstWrites', label: () => '… write system calls per delivery (A + B)', higherIsBetter: false, format: fixed(2) }
 ]
 
 export const HANDSHAKE_FIGURES: readonly FigureDef[] = [

@@ -27,7 +27,9 @@ async function main (): Promise<void> {
   await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', resolve))
   serveControl({
     send: (id, data) => { io.to(id).emit('m', data) },
-    broadcast: (data) => { io.emit('m', data); return undefined }
+    broadcast: (data) => { io.emit('m', data); return undefined },
+    // Asks every instance through the adapter (its request/response channel on Redis).
+    count: async () => (await io.fetchSockets()).length
   })
   announceReady((http.address() as AddressInfo).port)
 }
