@@ -34,7 +34,7 @@ t.test('npm run bench:cluster -- --quick compares the gateway with Socket.IO acr
   }
   t.same(report.problems, [])
   const figures = (block: string): string[] => Object.keys(report.summary[block] ?? {}).sort()
-  const broadcast = ['burstCpuUs', 'burstLastMs', 'burstRate', 'burstWrites', 'oneCpuUs', 'oneLastMs', 'oneRate', 'oneWrites']
+  const broadcast = ['burstCallsMs', 'burstCpuUs', 'burstLastMs', 'burstRate', 'burstWrites', 'oneCpuUs', 'oneLastMs', 'oneRate', 'oneWrites']
   const sends = ['localP50', 'localP99', 'send16P50', 'send16P99', 'sendP50', 'sendP99']
   t.same(figures('gateway'), [...broadcast, ...sends, 'restP50', 'restP99'].sort())
   t.same(figures('socketio'), [...broadcast, ...sends].sort(), 'Socket.IO has no REST surface')

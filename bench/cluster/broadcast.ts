@@ -52,7 +52,7 @@ function split (count: number, parts: number): number[] {
  * of those that resolved. A rejected one is a problem, and its reach is reported: only the local
  * part (A's connections) may have gone out.
  */
-async function broadcastOnA (cluster: Cluster, deliveries: Deliveries, count: number, total: number, problems: Problems): Promise<{ calledAt: number, lastAt: number }> {
+async function broadcastOnA (cluster: Cluster, deliveries: Deliveries, count: number, total: number, problems: Problems): Promise<{ calledAt: number, returnedAt: number, lastAt: number }> {
   const firstSeq = seqRange(count)
   const done = await ask<BroadcastDone>(cluster.a.child, { type: 'broadcast-run', firstSeq, count }, 'broadcast-done', 60_000)
   if (done.connections.some((n) => n !== total)) problems.push(`broadcast addressed ${done.connections.join(', ')} connections, not ${total}`)
@@ -64,7 +64,7 @@ async function broadcastOnA (cluster: Cluster, deliveries: Deliveries, count: nu
     problems.push(`broadcast: ${done.rejected.length} of ${count} calls rejected (first: ${done.firstError ?? '?'}); ` +
       `they reached ${reach.join(', ')} of ${total} connections (${cluster.aConnections} are on A, whose local part goes out before the Redis call)`)
   }
-  return { calledAt: done.calledAt, lastAt }
+  return { calledAt: done.calledAt, returnedAt: done.returnedAt, lastAt }
 }
 
 /**
@@ -111,6 +111,7 @@ export async function measureBroadcast (cluster: Cluster, sizes: Sizes, problems
     keep([
       { figure: 'burstRate', value: deliveredAll / (burstMs / 1000), load: burstLoad },
       { figure: 'burstLastMs', value: burstMs, load: burstLoad },
+      { figure: 'burstCallsMs', value: burst.returnedAt - burst.calledAt, load: burstLoad },
       { figure: 'burstCpuUs', value: burstCost.cpuSeconds * 1e6 / deliveredAll, load: burstLoad },
       { figure: 'burstWrites', value: burstCost.instanceWrites / deliveredAll, load: burstLoad }
     ])

@@ -62,7 +62,7 @@ async function broadcastRun (api: NodeApi, run: BroadcastRun): Promise<Broadcast
     const addressed = await calls.call(seq, async () => await api.broadcast(broadcastPayload(seq)))
     if (addressed !== undefined) connections.push(addressed)
   }
-  return { type: 'broadcast-done', calledAt, connections, rejected: calls.rejected, firstError: calls.firstError }
+  return { type: 'broadcast-done', calledAt, returnedAt: monotonicMs(), connections, rejected: calls.rejected, firstError: calls.firstError }
 }
 
 /** Answers the orchestrator's runs for as long as the process lives. */

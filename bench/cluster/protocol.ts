@@ -77,8 +77,9 @@ export interface BroadcastRun {
 
 export interface BroadcastDone extends Rejections {
   type: 'broadcast-done'
-  /** monotonicMs() just before the first call. */
+  /** monotonicMs() just before the first call, and once the last one had returned. */
   calledAt: number
+  returnedAt: number
   /** Connections the gateway's API says each resolved call was addressed to (none for Socket.IO). */
   connections: number[]
 }

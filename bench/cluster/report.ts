@@ -9,7 +9,7 @@ import type { FigureValue, Load, Sizes } from './measure.js'
 
 export type FigureId =
   | 'sendP50' | 'sendP99' | 'send16P50' | 'send16P99' | 'restP50' | 'restP99' | 'localP50' | 'localP99'
-  | 'oneLastMs' | 'oneRate' | 'oneCpuUs' | 'oneWrites' | 'burstRate' | 'burstLastMs' | 'burstCpuUs' | 'burstWrites'
+  | 'oneLastMs' | 'oneRate' | 'oneCpuUs' | 'oneWrites' | 'burstRate' | 'burstLastMs' | 'burstCallsMs' | 'burstCpuUs' | 'burstWrites'
   | 'handshakesSolo' | 'handshakes1' | 'handshakes2'
 
 /** Who a block measured: one of the two peers, or the gateway's handshakes on workers. */
@@ -43,6 +43,7 @@ export const PEER_FIGURES: readonly FigureDef[] = [
   { id: 'oneWrites', label: () => '… write system calls per delivery (A + B)', higherIsBetter: false, format: fixed(2) },
   { id: 'burstRate', label: (s) => `${s.broadcasts} broadcasts back-to-back: deliveries/s`, higherIsBetter: true, format: rate },
   { id: 'burstLastMs', label: () => '… ms from the first call to the last delivery', higherIsBetter: false, format: ms },
+  { id: 'burstCallsMs', label: () => '… ms until the last call on A had returned', higherIsBetter: false, format: ms },
   { id: 'burstCpuUs', label: () => '… server CPU µs per delivery', higherIsBetter: false, format: fixed(1) },
   { id: 'burstWrites', label: () => '… write system calls per delivery (A + B)', higherIsBetter: false, format: fixed(2) }
 ]
