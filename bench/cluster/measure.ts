@@ -127,23 +127,18 @@ export function seqRange (count: number): number {
   return first
 }
 
-/** The handshake figure's id for a gateway on `workers` node:cluster workers (0: one plain process). */
-export function handshakeFigure (workers: number): FigureId {
-  return workers === 0 ? 'handshakesSolo' : workers === 1 ? 'handshakes1' : 'handshakes2'
-}
-
 /**
  * Handshakes per second against a gateway on `workers` workers with its registry on Redis: the
  * main bench's handshake step (load.ts, 16 loops of open → close, JWT verified, backend opened
- * first), with the gateway's processes and Redis charged as the peer's CPU.
+ * first), and the CPU per handshake of the gateway's processes (primary, workers) and Redis.
  */
 export async function measureHandshakes (
-  gateway: Started, backend: Started, redis: Started, load: Child, setup: RunSetup, workers: number, timing: Timing, problems: Problems, keep: Keep
+  gateway: Started, backend: Started, redis: Started, loadGenerator: Child, setup: RunSetup, workers: number, timing: Timing, problems: Problems, keep: Keep
 ): Promise<void> {
   const step = STEPS.find((candidate) => candidate.id === 'handshakes') as StepDef
   const loadAverage = loadavg()[0] ?? Number.NaN
   const measurement = await runStep(step, {
-    load,
+    load: loadGenerator,
     backend: backend.child,
     target: { url: `ws://127.0.0.1:${gateway.port}/ws`, headers: setup.headers },
     timing,
@@ -156,5 +151,10 @@ export async function measureHandshakes (
     }
   })
   if (measurement.errors > 0) problems.push(`handshakes on ${workers} workers: ${measurement.errors} errors, first: ${measurement.firstError ?? '?'}`)
-  keep([{ figure: handshakeFigure(workers), value: measurement.rate, load: { loadAverage, otherCores: measurement.otherCores } }])
+  const suffix = workers === 0 ? 'Solo' : String(workers)
+  const load = { loadAverage, otherCores: measurement.otherCores }
+  keep([
+    { figure: `handshakes${suffix}` as FigureId, value: measurement.rate, load },
+    { figure: `hsCpu${suffix}` as FigureId, value: measurement.cpu.relay * 1000 / Math.max(1, measurement.count), load }
+  ])
 }

@@ -10,7 +10,7 @@ import type { FigureValue, Load, Sizes } from './measure.js'
 export type FigureId =
   | 'sendP50' | 'sendP99' | 'send16P50' | 'send16P99' | 'restP50' | 'restP99' | 'localP50' | 'localP99'
   | 'oneLastMs' | 'oneRate' | 'oneCpuUs' | 'oneWrites' | 'burstRate' | 'burstLastMs' | 'burstCallsMs' | 'burstCpuUs' | 'burstWrites'
-  | 'handshakesSolo' | 'handshakes1' | 'handshakes2'
+  | 'handshakesSolo' | 'handshakes1' | 'handshakes2' | 'hsCpuSolo' | 'hsCpu1' | 'hsCpu2'
 
 /** Who a block measured: one of the two peers, or the gateway's handshakes on workers. */
 export type BlockId = 'gateway' | 'socketio' | 'handshakes'
@@ -48,11 +48,18 @@ export const PEER_FIGURES: readonly FigureDef[] = [
   { id: 'burstWrites', label: () => '… write system calls per delivery (A + B)', higherIsBetter: false, format: fixed(2) }
 ]
 
-export const HANDSHAKE_FIGURES: readonly FigureDef[] = [
-  { id: 'handshakesSolo', label: () => 'one process (no node:cluster)', higherIsBetter: true, format: rate },
-  { id: 'handshakes1', label: () => '1 node:cluster worker', higherIsBetter: true, format: rate },
-  { id: 'handshakes2', label: () => '2 node:cluster workers', higherIsBetter: true, format: rate }
-]
+/** Handshakes per second, and the gateway's CPU per handshake, for 0 (one plain process), 1 and 2 workers. */
+export const HANDSHAKE_FIGURES: ReadonlyArray<FigureDef & { cpu: FigureDef }> = [
+  ['Solo', 'one process (no node:cluster)'],
+  ['1', '1 node:cluster worker'],
+  ['2', '2 node:cluster workers']
+].map(([suffix, label]) => ({
+  id: `handshakes${suffix}` as FigureId,
+  label: () => label,
+  higherIsBetter: true,
+  format: rate,
+  cpu: { id: `hsCpu${suffix}` as FigureId, label: () => `${label}, CPU`, higherIsBetter: false, format: fixed(2) }
+}))
 
 /** One figure value of one block of one round. */
 export interface FigureRecord extends FigureValue {
@@ -123,12 +130,12 @@ export function renderClusterResults (input: ClusterResults): { markdown: string
   ]
   const one = statOf(records, 'handshakes', 'handshakes1')
   const handshakes = [
-    '| gateway, registry on Redis | handshakes/s (16 open→close loops) | ÷ 1 worker |',
-    '|---|---|---|',
+    '| gateway, registry on Redis | handshakes/s (16 open→close loops) | ÷ 1 worker | CPU ms per handshake (primary, workers, Redis) |',
+    '|---|---|---|---|',
     ...HANDSHAKE_FIGURES.map((figure) => {
       const value = statOf(records, 'handshakes', figure.id)
       const ratio = value === undefined || one === undefined ? '–' : `×${(value.mean / one.mean).toFixed(2)}`
-      return `| ${figure.label(sizes)} | ${cell(figure, value)} | ${ratio} |`
+      return `| ${figure.label(sizes)} | ${cell(figure, value)} | ${ratio} | ${cell(figure.cpu, statOf(records, 'handshakes', figure.cpu.id))} |`
     })
   ]
   const blocks = [...new Set(records.map((r) => `${r.round}\t${r.block}`))].map((key) => key.split('\t'))
@@ -156,7 +163,7 @@ export function renderClusterResults (input: ClusterResults): { markdown: string
     input.problems.length > 0 ? `Problems:\n${input.problems.map((line) => `- ${line}`).join('\n')}\n` : 'Problems: none (every message arrived once, in order; no call rejected).\n'
   ].join('\n')
   const summary = Object.fromEntries((['gateway', 'socketio', 'handshakes'] as const).map((block) => [block, Object.fromEntries(
-    [...PEER_FIGURES, ...HANDSHAKE_FIGURES].flatMap((figure) => {
+    [...PEER_FIGURES, ...HANDSHAKE_FIGURES, ...HANDSHAKE_FIGURES.map((figure) => figure.cpu)].flatMap((figure) => {
       const value = statOf(records, block, figure.id)
       return value === undefined ? [] : [[figure.id, value]]
     }))]))
