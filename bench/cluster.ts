@@ -10,13 +10,14 @@
  * wait is bounded. Results go to stdout (markdown), stderr (progress) and bench/results/.
  */
 import { randomBytes } from 'node:crypto'
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { dirname, join, relative, resolve } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
+import { parseArgs } from 'node:util'
 import { buildDist } from './build.js'
-import { killAllNow, stop, stopAll } from './children.js'
+import { stop, stopAll } from './children.js'
 import { randomSecret, signHs256 } from './jwt.js'
 import { machineInfo } from './machine.js'
 import type { MachineInfo } from './machine.js'
+import { progressWriter, runOrchestrator, writeResults } from './orchestrator.js'
 import { FULL_TIMING, QUICK_TIMING } from './steps.js'
 import type { Timing } from './steps.js'
 import { measureBroadcast } from './cluster/broadcast.js'
@@ -56,54 +57,53 @@ const USAGE = `usage: node --import tsx bench/cluster.ts [options]
   --no-build           do not run \`tsc -p tsconfig.build.json\` first; use dist/ as it is
   --out DIR            where to write results (default bench/results)`
 
-function parseOptions (argv: string[]): Options {
-  const quick = argv.includes('--quick')
-  const options: Options = {
-    quick,
-    rounds: quick ? 1 : 2,
-    sizes: quick
-      ? { connections: 200, sends: 50, broadcasts: 5, thinkMs: 2 }
-      : { connections: 10_000, sends: 400, broadcasts: 20, thinkMs: 5 },
-    blocks: [...BLOCKS],
-    build: true,
-    dist: undefined,
-    outDir: undefined
-  }
-  for (let i = 0; i < argv.length; i++) {
-    const arg = argv[i]
-    const value = (): string => {
-      const next = argv[++i]
-      if (next === undefined) throw new Error(`${arg ?? ''} needs a value\n${USAGE}`)
-      return next
-    }
-    const integer = (min: number, max: number): number => {
-      const parsed = Number(value())
-      if (!Number.isInteger(parsed) || parsed < min || parsed > max) throw new Error(`${arg ?? ''} must be an integer ${min}..${max}`)
-      return parsed
-    }
-    if (arg === '--quick') continue
-    else if (arg === '--rounds') options.rounds = integer(1, 10)
-    else if (arg === '--connections') options.sizes.connections = integer(8, 100_000)
-    else if (arg === '--broadcasts') options.sizes.broadcasts = integer(1, 1000)
-    else if (arg === '--sends') options.sizes.sends = integer(10, 100_000)
-    else if (arg === '--no-build') options.build = false
-    else if (arg === '--dist') options.dist = resolve(value())
-    else if (arg === '--out') options.outDir = resolve(value())
-    else if (arg === '--blocks') {
-      const ids = value().split(',').map((id) => id.trim())
-      for (const id of ids) if (!BLOCKS.includes(id as BlockId)) throw new Error(`unknown block "${id}"\n${USAGE}`)
-      options.blocks = ids as BlockId[]
-    } else if (arg === '--help' || arg === '-h') {
-      process.stdout.write(`${USAGE}\n`)
-      process.exit(0)
-    } else throw new Error(`unknown option "${arg ?? ''}"\n${USAGE}`)
-  }
-  return options
+function integer (name: string, value: string | undefined, fallback: number, min: number, max: number): number {
+  if (value === undefined) return fallback
+  const parsed = Number(value)
+  if (!Number.isInteger(parsed) || parsed < min || parsed > max) throw new Error(`--${name} must be an integer ${min}..${max}\n${USAGE}`)
+  return parsed
 }
 
-function progress (line: string): void {
-  process.stderr.write(`[bench:cluster ${new Date().toISOString().slice(11, 19)}] ${line}\n`)
+function parseOptions (args: string[]): Options {
+  const { values } = parseArgs({
+    args,
+    options: {
+      quick: { type: 'boolean', default: false },
+      rounds: { type: 'string' },
+      connections: { type: 'string' },
+      broadcasts: { type: 'string' },
+      sends: { type: 'string' },
+      blocks: { type: 'string', default: BLOCKS.join(',') },
+      dist: { type: 'string' },
+      'no-build': { type: 'boolean', default: false },
+      out: { type: 'string' },
+      help: { type: 'boolean', short: 'h', default: false }
+    }
+  })
+  if (values.help) {
+    process.stdout.write(`${USAGE}\n`)
+    process.exit(0)
+  }
+  const quick = values.quick
+  const blocks = values.blocks.split(',').map((id) => id.trim())
+  for (const id of blocks) if (!BLOCKS.includes(id as BlockId)) throw new Error(`unknown block "${id}"\n${USAGE}`)
+  return {
+    quick,
+    rounds: integer('rounds', values.rounds, quick ? 1 : 2, 1, 10),
+    sizes: {
+      connections: integer('connections', values.connections, quick ? 200 : 10_000, 8, 100_000),
+      sends: integer('sends', values.sends, quick ? 50 : 400, 10, 100_000),
+      broadcasts: integer('broadcasts', values.broadcasts, quick ? 5 : 20, 1, 1000),
+      thinkMs: quick ? 2 : 5
+    },
+    blocks: blocks as BlockId[],
+    build: !values['no-build'],
+    dist: values.dist === undefined ? undefined : resolve(values.dist),
+    outDir: values.out === undefined ? undefined : resolve(values.out)
+  }
 }
+
+const progress = progressWriter('bench:cluster')
 
 interface RunState {
   options: Options
@@ -236,9 +236,10 @@ async function main (): Promise<number> {
 /** Write results (also partial ones after an interrupt) to stdout and the results directory. */
 function finish (state: RunState, interrupted: boolean): void {
   const { options } = state
-  const title = `# fastify-ws-gateway cluster bench ${options.quick ? '(quick) ' : ''}${state.startedAt.toISOString()}` +
-    (interrupted ? ' — INTERRUPTED, partial' : '')
-  const { markdown, json } = renderClusterResults({
+  const files = {
+    what: 'cluster bench', outDir: options.outDir ?? join(state.setup.bench, 'results'), prefix: 'cluster', latest: 'cluster-latest', startedAt: state.startedAt, quick: options.quick, interrupted, options
+  }
+  writeResults(files, (title, meta) => renderClusterResults({
     title,
     machine: state.machine,
     rounds: options.rounds,
@@ -246,40 +247,12 @@ function finish (state: RunState, interrupted: boolean): void {
     sizeNote: state.sizeNote,
     records: state.records,
     problems: state.problems,
-    meta: { startedAt: state.startedAt.toISOString(), finishedAt: new Date().toISOString(), interrupted, options }
-  })
-  const outDir = options.outDir ?? join(state.setup.bench, 'results')
-  mkdirSync(outDir, { recursive: true })
-  const stamp = state.startedAt.toISOString().replace(/[:.]/g, '-')
-  const base = join(outDir, `cluster-${stamp}${options.quick ? '-quick' : ''}${interrupted ? '-partial' : ''}`)
-  for (const target of [base, join(outDir, 'cluster-latest')]) {
-    writeFileSync(`${target}.json`, json)
-    writeFileSync(`${target}.md`, markdown)
-  }
-  process.stdout.write(`${markdown}\n`)
-  progress(`results written to ${relative(process.cwd(), base)}.{json,md}`)
+    meta
+  }), progress)
 }
 
 let current: RunState | undefined
 
-// Children must never outlive the orchestrator: stop them on signals, SIGKILL them on any exit.
-process.on('exit', killAllNow)
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    progress(`${signal}: stopping children`)
-    const forced = setTimeout(() => process.exit(130), 5_000)
-    stopAll().finally(() => {
-      clearTimeout(forced)
-      if (current !== undefined && current.records.length > 0) finish(current, true)
-      process.exit(130)
-    })
-  })
-}
-
-main().then((code) => {
-  process.exitCode = code
-}, async (error: unknown) => {
-  progress(`error: ${error instanceof Error ? error.stack ?? error.message : String(error)}`)
-  await stopAll()
-  process.exitCode = 1
-})
+runOrchestrator(main, () => {
+  if (current !== undefined && current.records.length > 0) finish(current, true)
+}, progress)

@@ -5,6 +5,7 @@
  */
 import { machineMarkdown } from '../machine.js'
 import type { MachineInfo } from '../machine.js'
+import type { RunMeta } from '../orchestrator.js'
 import type { FigureValue, Load, Sizes } from './measure.js'
 
 export type FigureId =
@@ -113,7 +114,7 @@ export interface ClusterResults {
   sizeNote?: string
   records: readonly FigureRecord[]
   problems: readonly string[]
-  meta: { [key: string]: unknown }
+  meta: RunMeta
 }
 
 /** The markdown report and the JSON document (summary plus every value with its load). */
