@@ -73,7 +73,10 @@ async function openGateway (target: OpenTarget, headers: Record<string, string>)
   const connection = newConnection()
   const socket = await openSocket({ url: target.url, headers }, (opening) => {
     opening.once('upgrade', (response) => { connection.id = String(response.headers['x-connection-id']) })
-    opening.on('message', (data) => arrived(connection, String(data), monotonicMs()))
+    opening.on('message', (data) => {
+      const at = monotonicMs()
+      arrived(connection, String(data), at)
+    })
   })
   connection.end = () => socket.terminate()
   watchClose(socket, connection)
@@ -148,13 +151,18 @@ async function openSocketIoClient (target: OpenTarget): Promise<Connection> {
 
 async function open (request: OpenRequest): Promise<Opened> {
   const opened: Connection[] = []
-  for (const target of request.targets) {
-    if (request.peer === 'socketio' && request.witness && target.count > 0) opened.push(await openSocketIoClient(target))
-    const raw = target.count - (request.peer === 'socketio' && request.witness ? 1 : 0)
-    const openOne = request.peer === 'gateway'
-      ? async () => await openGateway(target, request.headers)
-      : async () => await openEngineIo(target)
-    opened.push(...await openMany(Math.max(0, raw), request.concurrency, openOne, drop))
+  const witness = request.peer === 'socketio' && request.witness
+  try {
+    for (const target of request.targets) {
+      if (witness && target.count > 0) opened.push(await openSocketIoClient(target))
+      const openOne = request.peer === 'gateway'
+        ? async () => await openGateway(target, request.headers)
+        : async () => await openEngineIo(target)
+      opened.push(...await openMany(Math.max(0, target.count - (witness ? 1 : 0)), request.concurrency, openOne, drop))
+    }
+  } catch (error) {
+    for (const connection of opened) drop(connection)
+    throw error
   }
   connections.push(...opened)
   return { type: 'opened', ids: opened.map((connection) => connection.id) }
