@@ -1,9 +1,8 @@
-import { spawn } from 'node:child_process'
-import { once } from 'node:events'
 import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
+import { runBench } from './helpers'
 
 // The cluster bench's smoke run on a tiny configuration: its own redis-server, two gateway
 // instances and two Socket.IO instances each reach every one of 100 connections with every
@@ -14,18 +13,8 @@ import t from 'tap'
 t.test('npm run bench:cluster -- --quick compares the gateway with Socket.IO across instances and reports', { timeout: 180_000 }, async (t) => {
   const out = await mkdtemp(join(tmpdir(), 'ws-gateway-bench-cluster-'))
   t.teardown(async () => await rm(out, { recursive: true, force: true }))
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/cluster.ts', '--quick', '--connections', '100', '--sends', '20', '--dist', 'lib/index.ts', '--out', out], {
-    // Coverage of the children would be collected under another compiler and mislabel lines.
-    env: { ...process.env, _TAPJS_PROCESSINFO_COVERAGE_: '0' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.teardown(() => { if (child.exitCode === null) child.kill() })
-  let stdout = ''
-  let stderr = ''
-  child.stdout.on('data', (chunk: Buffer) => { stdout += chunk.toString() })
-  child.stderr.on('data', (chunk: Buffer) => { stderr += chunk.toString() })
-  const [code] = await once(child, 'exit') as [number]
-  t.equal(code, 0, `the run exits 0: every message arrived once, in order, and no call was rejected\n${stderr.split('\n').filter((line) => line.includes('PROBLEM')).join('\n')}`)
+  const { code, stdout } = await runBench(t, ['bench/cluster.ts', '--quick', '--connections', '100', '--sends', '20', '--dist', 'lib/index.ts', '--out', out])
+  t.equal(code, 0, 'the run exits 0: every message arrived once, in order, and no call was rejected (else see the problems below)')
   t.match(stdout, '| send, API on A → client on B, one at a time: p50 ms |')
   t.match(stdout, '| 2 node:cluster workers |')
   const report = JSON.parse(await readFile(join(out, 'cluster-latest.json'), 'utf8')) as {
