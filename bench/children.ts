@@ -113,6 +113,11 @@ export async function stop (child: Child, graceMs = 3_000): Promise<void> {
   live.delete(child)
 }
 
+/** Every process the harness runs now: the children it started and whatever they forked. */
+export function livePids (): number[] {
+  return [...live].flatMap((child) => [child.pid, ...descendants(child.pid)])
+}
+
 export async function stopAll (): Promise<void> {
   await Promise.all([...live].map(stop))
 }

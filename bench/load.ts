@@ -5,88 +5,20 @@
  * can sample /proc at the same instants. Every loop is bounded by a deadline.
  */
 import WebSocket from 'ws'
+import { ErrorTally, STEP_TIMEOUT_MS, closeAll, openMany, openSocket, sleep, withTimeout } from './ws-clients.js'
 import type {
   HandshakeJob, IdleJob, JobRequest, JobResult, LatencyJob, LoadMessage, ReleaseRequest,
   Target, ThroughputJob
 } from './protocol.js'
 import { percentile } from './stats.js'
 
-/** No single open, echo or close may take longer than this before it counts as an error. */
-const STEP_TIMEOUT_MS = 10_000
-
 function send (message: LoadMessage): void {
   if (process.send !== undefined) process.send(message)
 }
 
-const sleep = async (ms: number): Promise<void> => await new Promise((resolve) => setTimeout(resolve, ms))
-
-/** Counts echo mismatches and failures, keeping the first message for the report. */
-class ErrorTally {
-  count = 0
-  first: string | undefined
-  add (message: string): void {
-    this.count++
-    this.first ??= message
-  }
-}
-
-async function withTimeout<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms)
-  })
-  try {
-    return await Promise.race([promise, timeout])
-  } finally {
-    clearTimeout(timer)
-  }
-}
-
-async function openSocket (target: Target): Promise<WebSocket> {
-  const socket = new WebSocket(target.url, { headers: target.headers, perMessageDeflate: false })
-  try {
-    await withTimeout(new Promise<void>((resolve, reject) => {
-      socket.once('open', resolve)
-      socket.once('error', reject)
-      socket.once('unexpected-response', (_request, response) => {
-        reject(new Error(`handshake answered ${response.statusCode ?? '?'}`))
-      })
-    }), STEP_TIMEOUT_MS, 'open')
-  } catch (error) {
-    socket.terminate()
-    throw error
-  }
-  return socket
-}
-
-/** Open `count` sockets with at most `concurrency` handshakes in progress at once. */
-async function openMany (target: Target, count: number, concurrency: number): Promise<WebSocket[]> {
-  const sockets: WebSocket[] = []
-  let next = 0
-  const worker = async (): Promise<void> => {
-    while (next < count) {
-      next++
-      sockets.push(await openSocket(target))
-    }
-  }
-  try {
-    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker))
-  } catch (error) {
-    for (const socket of sockets) socket.terminate()
-    throw error
-  }
-  return sockets
-}
-
-/** Close politely, then terminate whatever has not closed within the step timeout. */
-async function closeAll (sockets: readonly WebSocket[]): Promise<void> {
-  const closed = sockets.map(async (socket) => {
-    if (socket.readyState === WebSocket.CLOSED) return
-    const done = new Promise<void>((resolve) => socket.once('close', () => resolve()))
-    socket.close(1000)
-    await withTimeout(done, STEP_TIMEOUT_MS, 'close').catch(() => socket.terminate())
-  })
-  await Promise.all(closed)
+/** `count` open ws clients of `target`, at most `concurrency` handshakes at a time. */
+async function openSockets (target: Target, count: number, concurrency: number): Promise<WebSocket[]> {
+  return await openMany(count, concurrency, async () => await openSocket(target), (socket) => socket.terminate())
 }
 
 function payloadOf (size: number): Buffer {
@@ -130,7 +62,7 @@ async function measuredWindow (job: { warmupMs: number, measureMs: number }, pha
 async function throughput (job: ThroughputJob): Promise<JobResult> {
   const payload = payloadOf(job.size)
   const errors = new ErrorTally()
-  const sockets = await openMany(job.target, job.connections, 50)
+  const sockets = await openSockets(job.target, job.connections, 50)
   const phase: Phase = { measuring: false, stopping: false }
   let count = 0
   for (const socket of sockets) {
@@ -152,7 +84,7 @@ async function throughput (job: ThroughputJob): Promise<JobResult> {
 async function latency (job: LatencyJob): Promise<JobResult> {
   const payload = payloadOf(job.size)
   const errors = new ErrorTally()
-  const sockets = await openMany(job.target, job.connections, job.connections)
+  const sockets = await openSockets(job.target, job.connections, job.connections)
   const samples: number[] = []
   const maxSamples = 2_000_000
   const phase: Phase = { measuring: false, stopping: false }
@@ -221,7 +153,7 @@ async function idle (job: IdleJob): Promise<JobResult> {
   const errors = new ErrorTally()
   const payload = payloadOf(64)
   const started = performance.now()
-  const sockets = await openMany(job.target, job.connections, job.openConcurrency)
+  const sockets = await openSockets(job.target, job.connections, job.openConcurrency)
   for (const socket of sockets) socket.on('error', (error) => errors.add(`socket error: ${error.message}`))
   await Promise.all(sockets.map(async (socket) => {
     const echoed = new Promise<void>((resolve) => {

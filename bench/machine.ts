@@ -43,9 +43,10 @@ function bufferutilIsNative (root: string): boolean {
   }
 }
 
-export function machineInfo (root: string): MachineInfo {
+/** The machine, and the versions of ws, the relays and `packages` (those of another bench). */
+export function machineInfo (root: string, packages: readonly string[] = ['@fastify/http-proxy']): MachineInfo {
   const processors = cpus()
-  const names = ['ws', 'bufferutil', 'fastify', '@fastify/websocket', '@fastify/http-proxy', '@fastify/jwt', 'tsx']
+  const names = ['ws', 'bufferutil', 'fastify', '@fastify/websocket', '@fastify/jwt', 'tsx', ...packages]
   return {
     cores: processors.length,
     cpuModel: processors[0]?.model ?? 'unknown',

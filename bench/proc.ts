@@ -43,6 +43,19 @@ export function processesCpuSeconds (pids: readonly number[]): number {
   return total
 }
 
+/**
+ * Write-class system calls (write, writev, …) a process has made (`syscw` of /proc/<pid>/io), or
+ * 0 when it has gone: on a socket server, how many writes its messages took.
+ */
+export function processWriteCalls (pid: number): number {
+  try {
+    const match = /^syscw: (\d+)/m.exec(readFileSync(`/proc/${pid}/io`, 'utf8'))
+    return match === null ? 0 : Number(match[1])
+  } catch {
+    return 0
+  }
+}
+
 /** Resident set size of one process in KiB (VmRSS), or 0 when it has gone. */
 export function processRssKiB (pid: number): number {
   try {

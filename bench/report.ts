@@ -4,6 +4,7 @@
  */
 import { machineMarkdown } from './machine.js'
 import type { MachineInfo } from './machine.js'
+import type { RunMeta } from './orchestrator.js'
 import type { PeerId } from './peer-registry.js'
 import type { BlockRecord, StepId, StepMeasurement, StepRecord, Timing } from './steps.js'
 
@@ -149,7 +150,7 @@ export interface ResultsInput {
   records: readonly StepRecord[]
   blocks: readonly BlockRecord[]
   notes: readonly string[]
-  meta: Record<string, unknown>
+  meta: RunMeta
 }
 
 /** The markdown report and the JSON document (summary plus every raw attempt kept). */

@@ -8,14 +8,14 @@
  * the CPU busy is repeated a bounded number of times. Results go to stdout (markdown), stderr
  * (progress) and bench/results/ (JSON + markdown).
  */
-import { spawnSync } from 'node:child_process'
-import { mkdirSync, writeFileSync } from 'node:fs'
-import { dirname, join, relative, resolve } from 'node:path'
-import { forkTs, killAllNow, stop, stopAll, waitReady } from './children.js'
+import { dirname, join, resolve } from 'node:path'
+import { buildDist } from './build.js'
+import { forkTs, stop, waitReady } from './children.js'
 import type { Child } from './children.js'
 import { randomSecret, signHs256 } from './jwt.js'
 import { machineInfo } from './machine.js'
 import type { MachineInfo } from './machine.js'
+import { progressWriter, runOrchestrator, writeResults } from './orchestrator.js'
 import { OPTIONAL_PEERS, PEERS } from './peer-registry.js'
 import type { PeerDef, PeerId, Paths, StartedPeer } from './peer-registry.js'
 import { renderResults } from './report.js'
@@ -86,21 +86,7 @@ function parseOptions (argv: string[]): Options {
   return options
 }
 
-function progress (line: string): void {
-  process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${line}\n`)
-}
-
-/** Build dist/ the way `npm run build` does, bounded in time; returns an error text or undefined. */
-function build (paths: Paths): string | undefined {
-  progress('building dist/ (tsc -p tsconfig.build.json)')
-  const tsc = join(paths.root, 'node_modules', 'typescript', 'bin', 'tsc')
-  const result = spawnSync(process.execPath, [tsc, '-p', 'tsconfig.build.json'], {
-    cwd: paths.root, encoding: 'utf8', timeout: 180_000
-  })
-  if (result.status === 0) return undefined
-  const output = `${result.stdout ?? ''}${result.stderr ?? ''}`.trim().split('\n').slice(0, 10).join('\n  ')
-  return `tsc -p tsconfig.build.json failed (${result.status ?? result.signal ?? result.error?.message ?? '?'}):\n  ${output}`
-}
+const progress = progressWriter('bench')
 
 function describe (m: StepMeasurement): string {
   const parts: string[] = []
@@ -207,7 +193,10 @@ async function main (): Promise<number> {
   let buildError: string | undefined
   const gatewayIds: PeerId[] = ['gateway', 'gateway-ws']
   const wantsGateway = options.peers === undefined || options.peers.some((id) => gatewayIds.includes(id))
-  if (options.build && options.dist === undefined && wantsGateway) buildError = build(paths)
+  if (options.build && options.dist === undefined && wantsGateway) {
+    progress('building dist/ (tsc -p tsconfig.build.json)')
+    buildError = buildDist(root)
+  }
   const machine = machineInfo(root)
   progress(`${machine.cores} cores, Node ${machine.node}, ws ${machine.versions.ws ?? '?'}, bufferutil native: ${machine.bufferutilNative}`)
 
@@ -254,9 +243,10 @@ async function main (): Promise<number> {
 /** Write results (also partial ones after an interrupt) to stdout and the results directory. */
 function finish (state: RunState, interrupted: boolean): void {
   const { options, timing } = state
-  const title = `# fastify-ws-gateway bench ${options.quick ? '(quick) ' : ''}${state.startedAt.toISOString()}` +
-    (interrupted ? ' — INTERRUPTED, partial' : '')
-  const { markdown, json } = renderResults({
+  const files = {
+    what: 'bench', outDir: options.outDir ?? join(state.paths.bench, 'results'), prefix: 'bench', latest: 'latest', startedAt: state.startedAt, quick: options.quick, interrupted, options
+  }
+  writeResults(files, (title, meta) => renderResults({
     title,
     machine: state.machine,
     rounds: options.rounds,
@@ -266,40 +256,12 @@ function finish (state: RunState, interrupted: boolean): void {
     records: state.steps,
     blocks: state.blocks,
     notes: notes(state),
-    meta: { startedAt: state.startedAt.toISOString(), finishedAt: new Date().toISOString(), interrupted, options }
-  })
-  const outDir = options.outDir ?? join(state.paths.bench, 'results')
-  mkdirSync(outDir, { recursive: true })
-  const stamp = state.startedAt.toISOString().replace(/[:.]/g, '-')
-  const base = join(outDir, `bench-${stamp}${options.quick ? '-quick' : ''}${interrupted ? '-partial' : ''}`)
-  for (const target of [base, join(outDir, 'latest')]) {
-    writeFileSync(`${target}.json`, json)
-    writeFileSync(`${target}.md`, markdown)
-  }
-  process.stdout.write(`${markdown}\n`)
-  progress(`results written to ${relative(process.cwd(), base)}.{json,md}`)
+    meta
+  }), progress)
 }
 
 let current: RunState | undefined
 
-// Children must never outlive the orchestrator: stop them on signals, SIGKILL them on any exit.
-process.on('exit', killAllNow)
-for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(signal, () => {
-    progress(`${signal}: stopping children`)
-    const forced = setTimeout(() => process.exit(130), 5_000)
-    stopAll().finally(() => {
-      clearTimeout(forced)
-      if (current !== undefined && current.steps.length > 0) finish(current, true)
-      process.exit(130)
-    })
-  })
-}
-
-main().then((code) => {
-  process.exitCode = code
-}, async (error: unknown) => {
-  progress(`error: ${error instanceof Error ? error.stack ?? error.message : String(error)}`)
-  await stopAll()
-  process.exitCode = 1
-})
+runOrchestrator(main, () => {
+  if (current !== undefined && current.steps.length > 0) finish(current, true)
+}, progress)

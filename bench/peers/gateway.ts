@@ -2,15 +2,12 @@
  * The peer under test: this project's plugin, loaded from the built dist/ (the code users get
  * from npm), with one backend and HS256 JWT authentication on.
  *
- * The import is dynamic on a path handed down by run.ts, the equivalent of
- * `import wsGateway from '../../dist/index.js'`, so that type-checking bench/ does not need a
- * build; run.ts skips this peer when dist/index.js is missing.
+ * The path of dist/index.js is handed down by run.ts (see dist-plugin.ts); run.ts skips this
+ * peer when it is missing.
  */
-import Fastify from 'fastify'
-import { pathToFileURL } from 'node:url'
 import type { AddressInfo } from 'node:net'
 import { announceReady, requiredArg } from '../child-ipc.js'
-import { pluginFrom } from './plugin.js'
+import { gatewayApp } from '../dist-plugin.js'
 
 const distEntry = requiredArg(0, 'path of dist/index.js')
 const backendUrl = requiredArg(1, 'backend ws URL')
@@ -19,14 +16,7 @@ const secret = requiredArg(2, 'JWT secret')
 const extra = JSON.parse(process.argv[5] ?? '{}') as Record<string, unknown>
 
 async function main (): Promise<void> {
-  const wsGateway = pluginFrom(await import(pathToFileURL(distEntry).href), distEntry)
-  const app = Fastify({ logger: false })
-  await app.register(wsGateway, {
-    path: '/ws',
-    backends: { Backend_BENCH: backendUrl },
-    jwt: { secret },
-    ...extra
-  })
+  const app = await gatewayApp(distEntry, backendUrl, secret, extra)
   await app.listen({ host: '127.0.0.1', port: 0 })
   announceReady((app.server.address() as AddressInfo).port)
 }

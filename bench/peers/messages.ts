@@ -5,9 +5,8 @@
  */
 import Fastify from 'fastify'
 import type { AddressInfo } from 'node:net'
-import { pathToFileURL } from 'node:url'
 import { announceReady, requiredArg } from '../child-ipc.js'
-import { pluginFrom } from './plugin.js'
+import { loadPlugin } from '../dist-plugin.js'
 
 const distEntry = requiredArg(0, 'path of dist/index.js')
 const kind = requiredArg(1, 'http or ws')
@@ -22,7 +21,7 @@ const schema = {
 }
 
 async function main (): Promise<void> {
-  const wsGateway = pluginFrom(await import(pathToFileURL(distEntry).href), distEntry)
+  const wsGateway = await loadPlugin(distEntry)
   const app = Fastify({ logger: false })
   const echo = kind === 'http' ? { http: `${backendUrl}/echo`, schema } : { ws: backendUrl }
   await app.register(wsGateway, { path: '/api', jwt: { secret }, messages: { maxInFlight: 16, routes: { echo } } })
