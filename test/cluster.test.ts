@@ -225,3 +225,18 @@ t.test('an instance in another process: reached through Redis; SIGKILLed, its co
   t.same(await a.app.wsGateway.sendToUser('carol', 'nobody left'), { connections: 0 })
   await until(async () => !(await redis.admin.smembers('wsg:nodes')).includes('node-x'), 'the sweep to forget the node')
 })
+
+t.test('a reply that waited out a stalled event loop settles the call: a send is never rejected yet delivered', async (t) => {
+  const redis = await startRedis(t)
+  const [a, b] = await startCluster(t, redis, { cluster: { redis: redis.url, commandTimeout: COMMAND_TIMEOUT } })
+  const target = await connectWithId(b.url)
+  const got = inbox(target.ws)
+  await until(async () => (await a.app.wsGateway.get(target.id)) !== undefined, 'the registration')
+  const sending = a.app.wsGateway.send(target.id, 'through a stall').then(() => 'resolved', (err: { code: string }) => err.code)
+  // A synchronous stretch longer than commandTimeout: the reply arrives while nothing runs.
+  const until_ = Date.now() + COMMAND_TIMEOUT * 4
+  while (Date.now() < until_) { /* stalled */ }
+  t.equal(await sending, 'resolved', 'the waiting reply wins over the expired timer')
+  await until(() => got.length === 1, 'the message')
+  t.same(got, ['through a stall'])
+})

@@ -208,9 +208,14 @@ export class ClusterLink implements ClusterMembership {
     }
   }
 
-  /** The deadline of a call starting now, on Redis's clock. */
+  /**
+   * The deadline of a call starting now, on Redis's clock: a margin (a quarter of
+   * `commandTimeout`, at most 100 ms) before the caller gives up, so that the reply of a script
+   * that ran in time has that long to come back.
+   */
   private deadline (): number {
-    return Date.now() + this.clockOffset + this.cluster.commandTimeout
+    const { commandTimeout } = this.cluster
+    return Date.now() + this.clockOffset + commandTimeout - Math.min(commandTimeout / 4, 100)
   }
 
   private async deliver (id: ConnectionId, size: number, action: Outgoing | OutgoingClose): Promise<void> {
