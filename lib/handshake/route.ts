@@ -4,14 +4,15 @@ import type { WebSocket } from 'ws'
 import '@fastify/websocket'
 import { callApp } from '../callbacks'
 import { AuthorizeFailedError, ForbiddenError, KeysUnavailableError, OriginForbiddenError, ShuttingDownError } from '../errors'
-import type { ResolvedBackend, ResolvedOptions } from '../options/types'
+import type { PathMetrics } from '../metrics/metrics'
+import type { ResolvedOptions } from '../options/types'
 import type { GatewayNode } from '../registry/decorator'
 import { newConnectionId } from '../registry/ids'
 import { relayMember } from '../registry/member'
 import type { Registry } from '../registry/registry'
 import { startRelay } from '../relay/engine'
-import { openUpstream, type Upstream } from '../upstream/ws'
-import { findBackend } from '../upstream/resolve'
+import type { Backend, BackendTable } from '../upstream/backends'
+import { connectBackend as connectPool, type PooledUpstream } from '../upstream/failover'
 import { closeAtExpiry } from './auth/expiry'
 import { authenticate, tokenOf, type TokenClaims, type TokenVerifier } from './auth/token'
 import { backendIdOf } from './backend-id'
@@ -28,15 +29,25 @@ interface Handshake {
   socket: Duplex
   offer: ProtocolOffer
   slot: Slot
-  backend?: ResolvedBackend
-  upstream?: Upstream
+  backend?: Backend
+  upstream?: PooledUpstream
+  /** Seconds from the upgrade request to the backend's acceptance. */
+  seconds?: number
 }
 
 interface RouteSettings {
   opts: ResolvedOptions
   registry: Registry
   node: GatewayNode
+  backends: BackendTable
   verifier: TokenVerifier
+  metrics: PathMetrics | undefined
+}
+
+/** The token's `sub`, when it has one (limits, logs, `hash-sub` balancing). */
+function subjectOf (request: FastifyRequest): string | undefined {
+  const sub = (request.user as { sub?: unknown }).sub
+  return typeof sub === 'string' ? sub : undefined
 }
 
 /**
@@ -46,7 +57,7 @@ interface RouteSettings {
  * connection itself. `authorize` runs before the lookup so that a client learns nothing about
  * IDs it may not use (403 whether or not they exist) and cannot make `resolveBackend` run for them.
  */
-export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, node, verifier }: RouteSettings): void {
+export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, node, backends, verifier, metrics }: RouteSettings): void {
   const handshakes = new WeakMap<FastifyRequest, Handshake>()
   const limits = new ConnectionLimits(opts)
   const { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit } = opts
@@ -90,13 +101,14 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
       throw new ForbiddenError()
     }
     const handshake = handshakes.get(request) as Handshake
-    handshake.backend = await findBackend(request, id, opts)
+    handshake.backend = await backends.find(request, id)
   }
 
-  async function connectBackend (request: FastifyRequest): Promise<void> {
+  async function connectBackend (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const handshake = handshakes.get(request) as Handshake
-    const { id, offer } = handshake
-    handshake.upstream = await openUpstream(request, handshake.socket, handshake.backend as ResolvedBackend, opts, offer.protocols, id)
+    const { id, offer, socket } = handshake
+    handshake.upstream = await connectPool(request, opts, handshake.backend as Backend, { client: socket, offered: offer.protocols, connectionId: id }, subjectOf(request))
+    handshake.seconds = reply.elapsedTime / 1000
     // A browser that sent its token as a subprotocol fails the handshake unless one protocol is
     // selected: when the backend chose none, the marker is — never the token.
     const marker = offer.token !== undefined ? opts.tokenProtocol : false
@@ -106,25 +118,29 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
   }
 
   function relay (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
-    const { id, backend, upstream } = handshakes.get(request) as Required<Handshake>
+    const handshake = handshakes.get(request) as Required<Handshake>
+    const { id, backend, upstream } = handshake
     // The relay owns both sockets from here: @fastify/websocket's own error handler (which logs a
     // peer's disconnect as an error) and its shutdown (which closes without a code) are taken off.
     // The app's server may run without client tracking (`clientTracking: false`; the gateway's own does).
     socket.removeAllListeners('error')
     ;(this.websocketServer.clients as Set<WebSocket> | undefined)?.delete(socket)
-    const sub = (request.user as { sub?: unknown } | undefined)?.sub
+    const sub = subjectOf(request)
     const log = request.log
+    const backendId = backend.config.id
     const backendWs = upstream.adopt()
     const connection = startRelay(opts.engine, socket, backendWs, {
       ...relaySettings,
-      backendMaxPayload: backend.maxPayload,
+      backendMaxPayload: backend.config.maxPayload,
       log,
       onEnd (ended) {
         cancelExpiry?.()
+        upstream.release()
         registry.remove(ended)
         node.leave(member)
+        metrics?.closed(backendId, ended)
         log.info({
-          backendId: backend.id,
+          backendId,
           sub,
           clientCode: ended.client.code,
           backendCode: ended.backend.code,
@@ -140,15 +156,16 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     const member = relayMember(connection, {
       id,
       path: request.routeOptions.url as string,
-      backendId: backend.id,
-      sub: typeof sub === 'string' ? sub : undefined,
+      backendId,
+      sub,
       sourceIp: request.ip,
       userAgent: request.headers['user-agent'],
       maxPayload: opts.maxPayload
     })
-    registry.add(connection)
+    registry.add(connection, backendId)
     node.join(member)
-    log.info({ connectionId: id, backendId: backend.id, sub, protocol: upstream.protocol, engine: connection.engineName }, 'ws gateway connection open')
+    metrics?.accepted(backendId, handshake.seconds)
+    log.info({ connectionId: id, backendId, sub, protocol: upstream.protocol, engine: connection.engineName }, 'ws gateway connection open')
   }
 
   fastify.route({
@@ -157,7 +174,11 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     websocket: true,
     preValidation: [checkRequest, checkToken, resolveBackend, connectBackend],
     logSerializers: routeSerializers(opts),
-    onError: async (_request, _reply, error) => { registry.reject(error.code ?? 'INTERNAL') },
+    onError: async (request, _reply, error) => {
+      const code = error.code ?? 'INTERNAL'
+      registry.reject(code)
+      metrics?.refused(handshakes.get(request)?.backend?.config.id ?? '', code, error.statusCode)
+    },
     handler: relay
   })
 }

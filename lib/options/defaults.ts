@@ -1,4 +1,4 @@
-import type { RateLimitOptions, RelayEngine } from './types'
+import type { BalanceMode, DnsOptions, HealthOptions, RateLimitOptions, RelayEngine } from './types'
 
 /* Every default, named; the README's options table lists them. */
 
@@ -68,3 +68,18 @@ export const DEFAULT_DROP_HEADERS: readonly string[] = Object.freeze([
 
 /** `jwt.jwks` defaults: key cache lifetime and size, fetch timeout, and the unknown-`kid` cooldown (ms). */
 export const DEFAULT_JWKS = Object.freeze({ ttl: 60_000, max: 100, timeout: 5_000, cooldown: 30_000 })
+
+export const DEFAULT_BALANCE: BalanceMode = 'round-robin'
+export const DEFAULT_HEALTH: Readonly<Required<HealthOptions>> = Object.freeze({
+  failures: 3,
+  ejectTime: 10_000,
+  maxEjectTime: 300_000
+})
+export const DEFAULT_PROBE_INTERVAL = 10_000
+export const DEFAULT_PROBE_TIMEOUT = 2_000
+export const DEFAULT_DNS: Readonly<Required<Omit<DnsOptions, 'servers'>>> = Object.freeze({
+  minInterval: 1_000,
+  maxInterval: 60_000,
+  timeout: 2_000,
+  tries: 2
+})
