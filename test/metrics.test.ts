@@ -4,6 +4,7 @@ import t from 'tap'
 import Fastify from 'fastify'
 import { Registry, register as defaultRegistry } from 'prom-client'
 import wsGateway from '../lib/index'
+import { attachMetrics } from '../lib/metrics/metrics'
 import { BACKEND_ID, SECRET, authHeaders, closeOf, connect, deadPort, handshake, nextMessage, startBackend, startGateway, until } from './helpers'
 import { parseMetrics, scrape, valueOf } from './pool-helpers'
 
@@ -59,7 +60,7 @@ t.test('the series agree with stats() and with what happened, read from the expo
   t.equal(new Set(samples.flatMap((s) => Object.keys(s.labels))).size, 9, 'labels: path, backend, status, code, side, direction, reason, state, le')
 })
 
-t.test('an error of the app\'s own hook is counted as a 500 INTERNAL', async (t) => {
+t.test('an error of the app\'s own hook is counted as its 500, and one without a status as 500 INTERNAL', async (t) => {
   const backend = await startBackend(t)
   const registry = new Registry()
   const gateway = await startGateway(t, {
@@ -70,8 +71,12 @@ t.test('an error of the app\'s own hook is counted as a 500 INTERNAL', async (t)
   })
   t.equal((await handshake(gateway.port, authHeaders())).status, 500)
   const samples = await scrape(registry)
-  t.equal(valueOf(samples, 'ws_gateway_handshakes_total', { backend: BACKEND_ID, status: '500', code: 'INTERNAL' }), 1)
+  t.equal(valueOf(samples, 'ws_gateway_handshakes_total', { backend: BACKEND_ID, status: '500', code: 'FST_WS_GATEWAY_CALLBACK_FAILED' }), 1)
   t.equal(backend.sockets.length, 0, 'the backend was never dialed')
+  // An error of the gateway's own making carries no code or status: Fastify answers it 500.
+  const { path } = attachMetrics(registry, { path: '/other', stats: () => gateway.app.wsGateway.stats(), endpointStates: () => new Map(), ejections: new Map(), cluster: () => undefined })
+  path.refused('', 'INTERNAL', undefined)
+  t.equal(valueOf(await scrape(registry), 'ws_gateway_handshakes_total', { path: '/other', status: '500', code: 'INTERNAL' }), 1)
 })
 
 t.test('dropped messages and application close codes (bucketed)', async (t) => {
