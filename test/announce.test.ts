@@ -3,7 +3,7 @@ import { Redis } from 'ioredis'
 import { Registry } from 'prom-client'
 import { announceBackend, type WsGatewayOptions } from '../lib/index'
 import { BACKEND_ID, SECRET, connect, connectWithId, headersFor, startGateway, until, type TestLike } from './helpers'
-import { scrape, startReplicas, valueOf, whoIs } from './pool-helpers'
+import { scrape, startReplicas, valueOf, whoAnswers, whoIs } from './pool-helpers'
 import { startRedis, type RedisServer } from './redis-server'
 
 const NODE_TTL = 1000
@@ -16,16 +16,6 @@ async function clusterGateway (t: TestLike, redis: RedisServer, nodeId: string, 
     cluster: { redis: redis.url, nodeId, nodeTtl: NODE_TTL, commandTimeout: 2000 },
     ...extra
   })
-}
-
-async function whoAnswers (url: string, times: number): Promise<string[]> {
-  const names: string[] = []
-  for (let i = 0; i < times; i++) {
-    const ws = await connect(url)
-    names.push(await whoIs(ws))
-    ws.close()
-  }
-  return names
 }
 
 /** Connects until the gateway knows BACKEND_ID (404 until the first announcement is read). */

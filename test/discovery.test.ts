@@ -2,7 +2,7 @@ import t from 'tap'
 import { Registry } from 'prom-client'
 import { BACKEND_ID, SECRET, authHeaders, connect, deadPort, handshake, startGateway, until, type TestLike } from './helpers'
 import { startDnsServer, type TestDnsServer } from './dns-server'
-import { scrape, startReplicas, valueOf, whoIs, type Replica } from './pool-helpers'
+import { scrape, startReplicas, valueOf, whoAnswers, whoIs, type Replica } from './pool-helpers'
 
 /** Replicas a, b … on 127.0.0.1, 127.0.0.2 … all on one port, as a headless Service's pods would be. */
 async function replicasOnOnePort (t: TestLike, count: number): Promise<{ port: number, replicas: Replica[] }> {
@@ -21,16 +21,6 @@ async function discovering (t: TestLike, dns: TestDnsServer, backend: Record<str
     metrics: { registry }
   })
   return { url, port, registry }
-}
-
-async function whoAnswers (url: string, times: number): Promise<string[]> {
-  const names: string[] = []
-  for (let i = 0; i < times; i++) {
-    const ws = await connect(url)
-    names.push(await whoIs(ws))
-    ws.close()
-  }
-  return names
 }
 
 async function endpoints (registry: Registry, state: string): Promise<number> {

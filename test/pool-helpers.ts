@@ -2,7 +2,7 @@ import { once } from 'node:events'
 import net, { type AddressInfo } from 'node:net'
 import type { Registry } from 'prom-client'
 import type WebSocket from 'ws'
-import { nextMessage, startBackend, type Backend, type TestLike } from './helpers'
+import { authHeaders, connect, headersFor, nextMessage, startBackend, type Backend, type TestLike } from './helpers'
 
 /** A replica of a pooled backend: answers `who` with its name, echoes anything else. */
 export interface Replica extends Backend {
@@ -40,6 +40,20 @@ export async function startReplicas (t: TestLike, count: number, first = 0, list
 export async function whoIs (ws: WebSocket): Promise<string> {
   ws.send('who')
   return (await nextMessage(ws)).data.toString()
+}
+
+/**
+ * Connects `times` times in turn (as `sub(i)` when given, else the default token), asks each time
+ * which replica answered, and closes: the replicas in order.
+ */
+export async function whoAnswers (url: string, times: number, sub?: (i: number) => string): Promise<string[]> {
+  const names: string[] = []
+  for (let i = 0; i < times; i++) {
+    const ws = await connect(url, sub === undefined ? authHeaders() : headersFor(sub(i)))
+    names.push(await whoIs(ws))
+    ws.close()
+  }
+  return names
 }
 
 /** A TCP server that accepts connections and never answers: a backend that hangs. */

@@ -1,8 +1,8 @@
 import t from 'tap'
 import type WebSocket from 'ws'
 import type { WsGatewayOptions } from '../lib/index'
-import { BACKEND_ID, SECRET, authHeaders, connect, deadPort, handshake, sign, startGateway, type TestLike } from './helpers'
-import { startBlackHole, startReplicas, whoIs, type Replica } from './pool-helpers'
+import { BACKEND_ID, SECRET, authHeaders, connect, deadPort, handshake, headersFor, sign, startGateway, type TestLike } from './helpers'
+import { startBlackHole, startReplicas, whoAnswers, whoIs, type Replica } from './pool-helpers'
 
 /** A gateway whose BACKEND_ID is a pool of `urls`. */
 async function poolGateway (t: TestLike, backend: Record<string, unknown>, options: Partial<WsGatewayOptions> = {}): Promise<Awaited<ReturnType<typeof startGateway>>> {
@@ -11,19 +11,8 @@ async function poolGateway (t: TestLike, backend: Record<string, unknown>, optio
 
 /** Connects as `sub` and returns the socket and the name of the replica it reached. */
 async function connectTo (url: string, sub = 'user-1'): Promise<{ ws: WebSocket, replica: string }> {
-  const ws = await connect(url, authHeaders({ authorization: `Bearer ${sign({ sub })}` }))
+  const ws = await connect(url, headersFor(sub))
   return { ws, replica: await whoIs(ws) }
-}
-
-/** Connects, notes the replica, closes; returns the replicas in order. */
-async function replicasOf (url: string, count: number, sub?: (i: number) => string): Promise<string[]> {
-  const names: string[] = []
-  for (let i = 0; i < count; i++) {
-    const { ws, replica } = await connectTo(url, sub?.(i))
-    names.push(replica)
-    ws.close()
-  }
-  return names
 }
 
 const urls = (replicas: Replica[]): string[] => replicas.map((replica) => replica.url)
@@ -31,7 +20,7 @@ const urls = (replicas: Replica[]): string[] => replicas.map((replica) => replic
 t.test('round-robin (the default) takes the replicas in turn', async (t) => {
   const replicas = await startReplicas(t, 3)
   const gateway = await poolGateway(t, { urls: urls(replicas) })
-  t.same(await replicasOf(gateway.url, 6), ['a', 'b', 'c', 'a', 'b', 'c'])
+  t.same(await whoAnswers(gateway.url, 6), ['a', 'b', 'c', 'a', 'b', 'c'])
 })
 
 t.test('least-connections sends a new client to the replica with the fewest open connections', async (t) => {
@@ -51,21 +40,21 @@ t.test('least-connections sends a new client to the replica with the fewest open
 t.test('hash-sub keeps a user on one replica and spreads users', async (t) => {
   const replicas = await startReplicas(t, 3)
   const gateway = await poolGateway(t, { urls: urls(replicas), balance: 'hash-sub' })
-  const first = await replicasOf(gateway.url, 30, (i) => `user-${i}`)
-  t.same(await replicasOf(gateway.url, 30, (i) => `user-${i}`), first, 'every user lands where it landed before')
+  const first = await whoAnswers(gateway.url, 30, (i) => `user-${i}`)
+  t.same(await whoAnswers(gateway.url, 30, (i) => `user-${i}`), first, 'every user lands where it landed before')
   t.same([...new Set(first)].sort(), ['a', 'b', 'c'], '30 users use all three replicas')
 
   // A user whose replica refuses (503) fails over, and comes back once it accepts again.
   const user = first.indexOf('a')
   replicas[0].refuseWith = 503
-  t.not((await replicasOf(gateway.url, 1, () => `user-${user}`))[0], 'a')
+  t.not((await whoAnswers(gateway.url, 1, () => `user-${user}`))[0], 'a')
   replicas[0].refuseWith = undefined
-  t.equal((await replicasOf(gateway.url, 1, () => `user-${user}`))[0], 'a')
+  t.equal((await whoAnswers(gateway.url, 1, () => `user-${user}`))[0], 'a')
 
   // A fourth replica takes over some users, each of them from wherever it was: no one else moves.
   const [d] = await startReplicas(t, 1, 3)
   gateway.app.wsGateway.setBackend(BACKEND_ID, { urls: [...urls(replicas), d.url], balance: 'hash-sub' })
-  const after = await replicasOf(gateway.url, 30, (i) => `user-${i}`)
+  const after = await whoAnswers(gateway.url, 30, (i) => `user-${i}`)
   const moved = after.filter((name, i) => name !== first[i])
   t.ok(moved.length > 0 && moved.length < 30, `some users moved (${moved.length})`)
   t.same([...new Set(moved)], ['d'], 'every user that moved went to the new replica')
@@ -87,9 +76,9 @@ t.test('a pool from resolveBackend keeps its state while the resolver describes 
   const replicas = await startReplicas(t, 3)
   let pool = urls(replicas).slice(0, 2)
   const gateway = await startGateway(t, { resolveBackend: () => ({ urls: pool }), jwt: { secret: SECRET }, heartbeatInterval: 0 })
-  t.same(await replicasOf(gateway.url, 4), ['a', 'b', 'a', 'b'], 'round-robin turns on from one connection to the next')
+  t.same(await whoAnswers(gateway.url, 4), ['a', 'b', 'a', 'b'], 'round-robin turns on from one connection to the next')
   pool = urls(replicas).slice(1)
-  t.same(await replicasOf(gateway.url, 2), ['b', 'c'], 'a different pool starts afresh')
+  t.same(await whoAnswers(gateway.url, 2), ['b', 'c'], 'a different pool starts afresh')
 })
 
 t.test('failover: refused, then 5xx, then the replica that accepts', async (t) => {
