@@ -24,6 +24,7 @@ import { parseArgs } from 'node:util'
 import WebSocket from 'ws'
 import { forkTs, stop, stopAll, waitReady, type Child } from './children.js'
 import { randomSecret, signHs256 } from './jwt.js'
+import { processCpuSeconds } from './proc.js'
 
 const root = join(__dirname, '..')
 const STEP_TIMEOUT_MS = 10_000
@@ -66,8 +67,18 @@ async function openClose (url: string, headers: Record<string, string>): Promise
   }
 }
 
-/** `loops` concurrent open → close loops; counts what completes inside the measured window. */
-async function measure (url: string, headers: Record<string, string>, loops: number, seconds: number): Promise<{ perSecond: number, errors: number }> {
+interface Result {
+  perSecond: number
+  /** The gateway process's CPU time per completed handshake, in µs (less disturbed by other load than the rate). */
+  cpuMicros: number
+  errors: number
+}
+
+/**
+ * `loops` concurrent open → close loops; counts what completes inside the measured window, and
+ * the CPU the gateway (`cpuSeconds`) spent in it.
+ */
+async function measure (url: string, headers: Record<string, string>, loops: number, seconds: number, cpuSeconds: () => number): Promise<Result> {
   const phase = { measuring: false, stopping: false }
   let count = 0
   let errors = 0
@@ -85,15 +96,17 @@ async function measure (url: string, headers: Record<string, string>, loops: num
   await new Promise((resolve) => setTimeout(resolve, 1000))
   phase.measuring = true
   const started = performance.now()
+  const cpuAtStart = cpuSeconds()
   await new Promise((resolve) => setTimeout(resolve, seconds * 1000))
   phase.measuring = false
+  const cpu = cpuSeconds() - cpuAtStart
   const elapsed = (performance.now() - started) / 1000
   phase.stopping = true
   await Promise.all(running)
-  return { perSecond: count / elapsed, errors }
+  return { perSecond: count / elapsed, cpuMicros: cpu * 1e6 / count, errors }
 }
 
-async function runScenario (scenario: Scenario, replicas: string[], secret: string, loops: number, seconds: number): Promise<{ perSecond: number, errors: number }> {
+async function runScenario (scenario: Scenario, replicas: string[], secret: string, loops: number, seconds: number): Promise<Result> {
   const urls = [...replicas.slice(0, scenario.up), ...scenario.down ? [`ws://127.0.0.1:${await refusingPort()}`] : []]
   const backend = { urls, ...(scenario.health === false ? { health: false } : {}) }
   const gateway = forkTs('gateway', join(root, 'bench/peers/gateway.ts'), [
@@ -102,7 +115,7 @@ async function runScenario (scenario: Scenario, replicas: string[], secret: stri
   try {
     const port = await waitReady(gateway)
     const headers = { authorization: `Bearer ${signHs256(secret, 'bench', 3600)}`, id: 'Backend_BENCH' }
-    return await measure(`ws://127.0.0.1:${port}/ws`, headers, loops, seconds)
+    return await measure(`ws://127.0.0.1:${port}/ws`, headers, loops, seconds, () => processCpuSeconds(gateway.pid))
   } finally {
     await stop(gateway)
   }
@@ -121,23 +134,25 @@ async function main (): Promise<void> {
   const children: Child[] = [0, 1, 2].map((i) => forkTs(`replica ${i}`, join(root, 'bench/backend.ts'), [], root))
   const replicas = (await Promise.all(children.map(async (child) => await waitReady(child)))).map((port) => `ws://127.0.0.1:${port}`)
   const secret = randomSecret()
-  const results = new Map<string, Array<{ perSecond: number, errors: number }>>(SCENARIOS.map((s) => [s.name, []]))
+  const results = new Map<string, Result[]>(SCENARIOS.map((s) => [s.name, []]))
   for (let round = 0; round < rounds; round++) {
     const order = round % 2 === 0 ? SCENARIOS : [...SCENARIOS].reverse()
     for (const scenario of order) {
       const result = await runScenario(scenario, replicas, secret, loops, seconds)
-      process.stderr.write(`round ${round + 1} ${scenario.name}: ${result.perSecond.toFixed(0)}/s, ${result.errors} errors\n`)
+      process.stderr.write(`round ${round + 1} ${scenario.name}: ${result.perSecond.toFixed(0)}/s, ${result.cpuMicros.toFixed(0)} µs CPU each, ${result.errors} errors\n`)
       results.get(scenario.name)?.push(result)
     }
   }
   await stopAll()
   const base = median((results.get(SCENARIOS[0].name) ?? []).map((r) => r.perSecond))
-  console.log(`| scenario (${loops} loops, ${seconds} s × ${rounds} rounds, median) | handshakes/s | vs all up | client errors |`)
-  console.log('|---|---|---|---|')
+  const baseCpu = median((results.get(SCENARIOS[0].name) ?? []).map((r) => r.cpuMicros))
+  console.log(`| scenario (${loops} loops, ${seconds} s × ${rounds} rounds, medians) | handshakes/s | vs all up | gateway CPU µs per handshake | vs all up | client errors |`)
+  console.log('|---|---|---|---|---|---|')
   for (const [name, runs] of results) {
     const perSecond = median(runs.map((r) => r.perSecond))
+    const cpu = median(runs.map((r) => r.cpuMicros))
     const errors = runs.reduce((sum, r) => sum + r.errors, 0)
-    console.log(`| ${name} | ${perSecond.toFixed(0)} | ×${(perSecond / base).toFixed(2)} | ${errors} |`)
+    console.log(`| ${name} | ${perSecond.toFixed(0)} | ×${(perSecond / base).toFixed(2)} | ${cpu.toFixed(0)} | ×${(cpu / baseCpu).toFixed(2)} | ${errors} |`)
   }
 }
 
