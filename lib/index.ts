@@ -24,7 +24,7 @@ export type {
   IdentityHeadersOption, JwksJwtOptions, JwksOptions, MetricsOptions, ProbeOptions, UpstreamHeaders, WsGatewayOptions
 } from './options/types'
 export type { AnnounceOptions } from './options/announce'
-export type { GatewayStats, WsGatewayStats } from './registry/registry'
+export type { BackendStats, GatewayStats, WsGatewayStats } from './registry/registry'
 export type { WsGatewayDecorator } from './registry/decorator'
 export type {
   BroadcastOptions, ClusterStats, ConnectionApi, ConnectionId, ConnectionInfo, ConnectionPage, FanOut, ListQuery, SendOptions

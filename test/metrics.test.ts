@@ -5,7 +5,7 @@ import Fastify from 'fastify'
 import { Registry, register as defaultRegistry } from 'prom-client'
 import wsGateway from '../lib/index'
 import { attachMetrics } from '../lib/metrics/metrics'
-import { BACKEND_ID, SECRET, authHeaders, closeOf, connect, deadPort, handshake, nextMessage, startBackend, startGateway, until } from './helpers'
+import { BACKEND_ID, SECRET, authHeaders, closeOf, connect, connectWithId, deadPort, handshake, nextMessage, startBackend, startGateway, until } from './helpers'
 import { parseMetrics, scrape, valueOf } from './pool-helpers'
 
 t.test('the series agree with stats() and with what happened, read from the exposition text', async (t) => {
@@ -93,10 +93,18 @@ t.test('dropped messages and application close codes (bucketed)', async (t) => {
   await until(() => gateway.app.wsGateway.stats().dropped > 0, 'a dropped message')
   ws.close(4321, 'app reason')
   await until(() => gateway.app.wsGateway.stats().open === 0, 'the connection closed')
+  // A close through the registry API is counted as `api`, never under the app's own reason.
+  const closedByApp = await connectWithId(gateway.url)
+  const closed = closeOf(closedByApp.ws)
+  await gateway.app.wsGateway.close(closedByApp.id, 4000, 'see you')
+  t.same(await closed, { code: 4000, reason: 'see you' })
+  await until(() => gateway.app.wsGateway.stats().open === 0, 'the second connection closed')
   const samples = await scrape(registry)
   const labels = { path: '/ws', backend: BACKEND_ID }
+  t.equal(valueOf(samples, 'ws_gateway_policy_closes_total', { ...labels, reason: 'api' }), 1)
+  t.equal(samples.filter((s) => s.labels.reason === 'see_you' || s.labels.reason === 'see you').length, 0)
   t.equal(valueOf(samples, 'ws_gateway_dropped_messages_total', labels), gateway.app.wsGateway.stats().dropped)
-  t.equal(valueOf(samples, 'ws_gateway_closes_total', { ...labels, side: 'client', code: '4xxx' }), 1)
+  t.equal(valueOf(samples, 'ws_gateway_closes_total', { ...labels, side: 'client', code: '4xxx' }), 2, '4321 from the client, 4000 from the API')
 })
 
 t.test('metrics: true uses the default registry; route adds a scrape endpoint; two paths share the series', async (t) => {

@@ -25,6 +25,18 @@ const HANDSHAKE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
 const DURATION_BUCKETS = [1, 5, 15, 60, 300, 900, 3600, 14400, 86400]
 
 /**
+ * The gateway's own reasons for ending a connection, as labels. Any other reason came with a close
+ * through the registry API (`fastify.wsGateway.close`/`closeUser`): the app's words, counted as
+ * `api` so that they never become labels of their own.
+ */
+const POLICY_REASONS: Readonly<Record<string, string>> = {
+  'rate limit': 'rate_limit',
+  'slow consumer': 'slow_consumer',
+  'idle timeout': 'idle_timeout',
+  'token expired': 'token_expired'
+}
+
+/**
  * Application close codes (3000–4999) are bucketed by thousand: an app may use hundreds, and each
  * would be a series per backend.
  */
@@ -165,7 +177,7 @@ export class PathMetrics {
     // Both legs are closed by now, so both have a code.
     this.metrics.closes.inc({ ...labels, side: 'client', code: closeCodeLabel(connection.client.code as number) })
     this.metrics.closes.inc({ ...labels, side: 'backend', code: closeCodeLabel(connection.backend.code as number) })
-    if (connection.policy !== undefined) this.metrics.policyCloses.inc({ ...labels, reason: connection.policy.replace(' ', '_') })
+    if (connection.policy !== undefined) this.metrics.policyCloses.inc({ ...labels, reason: POLICY_REASONS[connection.policy] ?? 'api' })
   }
 }
 
