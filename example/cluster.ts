@@ -1,7 +1,9 @@
 /*
  * `npm run start:cluster`: one gateway on several processes sharing one port (node:cluster
  * workers), with the connection registry on Redis. The primary starts a redis-server of its own
- * (unless REDIS_URL is set), the three backends and the workers; then a client opens connections
+ * (unless REDIS_URL is set), the three backends — which announce themselves on Redis
+ * (`announceBackend`), so the workers are configured with no backend at all — and the workers;
+ * then a client opens connections
  * — they land on different workers — and reaches each of them through the REST surface of
  * whichever worker answers, lists a user's connections across workers and closes one. Exits 0
  * when every step went as expected. Needs Debian's `redis-server` (`npm start` does not).
@@ -15,7 +17,7 @@ import { once } from 'node:events'
 import net from 'node:net'
 import Fastify from 'fastify'
 import WebSocket from 'ws'
-import wsGateway from '../lib/index'
+import wsGateway, { announceBackend } from '../lib/index'
 import { startBackends } from './backends'
 import { signToken } from './client'
 import { TOKEN_AUDIENCE, TOKEN_ISSUER, print, randomSecret, type Write } from './config'
@@ -25,7 +27,6 @@ interface WorkerEnv {
   REDIS_URL: string
   JWT_SECRET: string
   ADMIN_KEY: string
-  BACKENDS: string
   HOST: string
   GATEWAY_PORT: string
 }
@@ -34,7 +35,6 @@ interface WorkerEnv {
 async function runWorker (env: WorkerEnv): Promise<void> {
   const app = Fastify({ logger: { level: 'warn' } })
   await app.register(wsGateway, {
-    backends: JSON.parse(env.BACKENDS) as Record<string, string>,
     jwt: { secret: env.JWT_SECRET, verify: { algorithms: ['HS256'], allowedIss: TOKEN_ISSUER, allowedAud: TOKEN_AUDIENCE } },
     authorize: mayReach,
     cluster: { redis: env.REDIS_URL, nodeId: `worker-${cluster.worker?.id ?? 0}` },
@@ -110,8 +110,10 @@ export async function runClusterSample (settings: { workers: number, host: strin
     stops.push(redis.stop)
     const backends = await startBackends(host, { Backend_ABC: 0, Backend_PQR: 0, Backend_XYZ: 0 })
     stops.unshift(backends.close)
+    // Each backend tells the gateways where it is; stopping withdraws it at once.
+    for (const [id, url] of Object.entries(backends.urls)) stops.unshift(await announceBackend({ redis: redis.url, id, url, ttl: 10_000 }))
     const port = settings.port ?? await freePort(host)
-    const env: WorkerEnv = { REDIS_URL: redis.url, JWT_SECRET: randomSecret(), ADMIN_KEY: randomBytes(16).toString('hex'), BACKENDS: JSON.stringify(backends.urls), HOST: host, GATEWAY_PORT: String(port) }
+    const env: WorkerEnv = { REDIS_URL: redis.url, JWT_SECRET: randomSecret(), ADMIN_KEY: randomBytes(16).toString('hex'), HOST: host, GATEWAY_PORT: String(port) }
     const forked = Array.from({ length: workers }, () => cluster.fork({ ...process.env, ...env }))
     stops.unshift(async () => {
       await Promise.all(forked.map(async (worker) => {
@@ -122,7 +124,7 @@ export async function runClusterSample (settings: { workers: number, host: strin
       }))
     })
     await Promise.all(forked.map(async (worker) => await once(worker, 'message')))
-    write(`redis    ${redis.url}\ngateway  ws://${host}:${port}/ws on ${workers} workers (node:cluster), REST at /@connections\n\n`)
+    write(`redis    ${redis.url}\nbackends ${Object.keys(backends.urls).join(', ')}, announced on Redis\ngateway  ws://${host}:${port}/ws on ${workers} workers (node:cluster), REST at /@connections\n\n`)
 
     const token = (sub: string): string => signToken(env.JWT_SECRET, { sub, backends: ['Backend_ABC'] })
     const clients: Array<{ sub: string, ws: WebSocket, id: string, messages: string[] }> = []

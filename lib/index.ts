@@ -8,20 +8,24 @@ import { tokenVerifier } from './handshake/auth/jwt'
 import { addGatewayRoute } from './handshake/route'
 import { ensureWebsocket } from './handshake/websocket'
 import { MessageRouter } from './messages/router'
+import { setupMetrics } from './metrics/route'
 import { validateOptions } from './options/validate'
 import type { WsGatewayOptions } from './options/types'
+import { AnnouncementWatcher } from './cluster/announce'
 import { ClusterLink } from './cluster/cluster'
 import { InvalidOptionError } from './errors'
 import { managementRoutes } from './management/routes'
 import type { ResolvedOptions } from './options/types'
-import { gatewayNode, type GatewayNode } from './registry/decorator'
+import { gatewayNode, type ClusterMembership, type GatewayNode } from './registry/decorator'
 import { Registry } from './registry/registry'
+import { BackendTable } from './upstream/backends'
 
 export type {
-  BackendConfig, BackendOption, BackendTlsOptions, GatewayJwtOptions, GatewayJwtVerifyOptions, IdentityHeadersOption, JwksJwtOptions,
-  JwksOptions, UpstreamHeaders, WsGatewayOptions
+  BackendConfig, BackendOption, BackendTlsOptions, BalanceMode, DnsOptions, GatewayJwtOptions, GatewayJwtVerifyOptions, HealthOptions,
+  IdentityHeadersOption, JwksJwtOptions, JwksOptions, MetricsOptions, ProbeOptions, UpstreamHeaders, WsGatewayOptions
 } from './options/types'
-export type { GatewayStats, WsGatewayStats } from './registry/registry'
+export type { AnnounceOptions } from './options/announce'
+export type { BackendStats, GatewayStats, WsGatewayStats } from './registry/registry'
 export type { WsGatewayDecorator } from './registry/decorator'
 export type {
   BroadcastOptions, ClusterStats, ConnectionApi, ConnectionId, ConnectionInfo, ConnectionPage, FanOut, ListQuery, SendOptions
@@ -38,6 +42,7 @@ export type { Traffic } from './relay/types'
 export type { TokenClaims } from './options/types'
 export { DEFAULT_DROP_HEADERS } from './options/defaults'
 export * as errors from './errors'
+export { announceBackend } from './cluster/announce'
 export { CloseCode } from './relay/close-codes'
 
 /** The level names the app's logger knows, when it tells (pino does; Fastify's silent logger does not). */
@@ -68,10 +73,21 @@ const plugin: FastifyPluginAsync<WsGatewayOptions> = async function wsGateway (f
     // Set once the token is verified; @fastify/jwt's types give `user` no null.
     if (!scope.hasRequestDecorator('user')) scope.decorateRequest('user', null as never)
     const verifier = tokenVerifier(scope, opts)
-    node.registries.set(`${scope.prefix}${opts.path}`, registry)
-    addGatewayRoute(scope, { opts, registry, node, verifier, router })
+    const path = `${scope.prefix}${opts.path}`
+    const backends = new BackendTable(opts, fastify.log)
+    fastify.addHook('onClose', async () => { backends.close() })
+    node.registries.set(path, registry)
+    node.backends.set(path, { table: backends, opts })
+    const metrics = setupMetrics(fastify, opts, {
+      path,
+      stats: () => registry.stats(),
+      endpointStates: () => backends.states(),
+      ejections: backends.ejections,
+      cluster: () => node.cluster?.clusterStats()
+    })
+    addGatewayRoute(scope, { opts, registry, node, backends, verifier, metrics, router })
     if (router !== undefined) {
-      node.routers.set(`${scope.prefix}${opts.path}`, router)
+      node.routers.set(path, router)
       scope.addHook('onReady', async () => { await router.start(scope.validatorCompiler, scope.log) })
       scope.addHook('onClose', async () => { await router.close() })
     }
@@ -91,11 +107,20 @@ function joinNode (fastify: FastifyInstance, opts: ResolvedOptions): GatewayNode
     ? undefined
     : (local, onEntry) => new ClusterLink(cluster, local, fastify.log, onEntry))
   if (!created && cluster !== undefined) throw new InvalidOptionError('cluster must be set on the app\'s first gateway registration only')
-  const link = node.cluster
-  if (created && link !== undefined) {
-    fastify.addHook('onReady', async () => { await link.start() })
-    fastify.addHook('onClose', async () => { await link.stop() })
-  }
+  if (!created || cluster === undefined) return node
+  const link = node.cluster as ClusterMembership
+  // Backends announced on Redis join every registration's pools, read as often as liveness is.
+  const watcher = new AnnouncementWatcher(async () => await link.announced(), Math.floor(cluster.nodeTtl / 3), (announced) => {
+    for (const { table } of node.backends.values()) table.announce(announced)
+  })
+  fastify.addHook('onReady', async () => {
+    await link.start()
+    await watcher.start()
+  })
+  fastify.addHook('onClose', async () => {
+    watcher.stop()
+    await link.stop()
+  })
   return node
 }
 

@@ -4,16 +4,7 @@ import http from 'node:http'
 import t from 'tap'
 import WebSocket from 'ws'
 import fastifyWebsocket from '@fastify/websocket'
-import { BACKEND_ID, authHeaders, closeOf, connect, handshake, nextMessage, sign, startBackend, startGateway, startPair } from './helpers'
-
-/** A port with nothing listening on it. */
-async function deadPort (): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as AddressInfo
-  await new Promise((resolve) => server.close(resolve))
-  return port
-}
+import { BACKEND_ID, authHeaders, closeOf, connect, deadPort, handshake, nextMessage, sign, startBackend, startGateway, startPair } from './helpers'
 
 t.test('a plain GET on the route gets 426 with Upgrade: websocket', async (t) => {
   const { gateway } = await startPair(t)

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process'
 import { createHmac, createSign, randomBytes, type KeyObject } from 'node:crypto'
 import { once } from 'node:events'
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
+import net, { type AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import WebSocket, { WebSocketServer, type ServerOptions } from 'ws'
@@ -86,6 +86,15 @@ export async function startBackend (t: TestLike, options: ServerOptions & { onCo
     await new Promise((resolve) => wss.close(resolve))
   })
   return backend
+}
+
+/** A port with nothing listening on it. */
+export async function deadPort (): Promise<number> {
+  const server = net.createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as AddressInfo
+  await new Promise((resolve) => server.close(resolve))
+  return port
 }
 
 export interface Gateway {

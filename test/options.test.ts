@@ -22,7 +22,7 @@ t.test('defaults are filled in, the input is left alone and the result is frozen
   t.equal(opts.connectTimeout, DEFAULT_CONNECT_TIMEOUT)
   t.equal(opts.idleTimeout, 0)
   const backend = opts.backends.get('A')
-  t.equal(backend?.url.href, 'wss://h:1/p')
+  t.same(backend?.source, { kind: 'static', urls: [new URL('wss://h:1/p')] })
   t.same(backend?.tls, { rejectUnauthorized: false })
   t.equal(backend?.maxPayload, DEFAULT_MAX_PAYLOAD, 'a backend inherits the gateway maxPayload')
   t.equal(backend?.perMessageDeflate, false)

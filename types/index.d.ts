@@ -15,11 +15,17 @@ declare namespace wsGateway {
   export type BackendTlsOptions = entry.BackendTlsOptions
   export type GatewayJwtOptions = entry.GatewayJwtOptions
   export type GatewayJwtVerifyOptions = entry.GatewayJwtVerifyOptions
+  export type BalanceMode = entry.BalanceMode
+  export type DnsOptions = entry.DnsOptions
+  export type HealthOptions = entry.HealthOptions
+  export type MetricsOptions = entry.MetricsOptions
+  export type ProbeOptions = entry.ProbeOptions
   export type UpstreamHeaders = entry.UpstreamHeaders
   export type IdentityHeadersOption = entry.IdentityHeadersOption
   export type JwksOptions = entry.JwksOptions
   export type JwksJwtOptions = entry.JwksJwtOptions
   export type WsGatewayOptions = entry.WsGatewayOptions
+  export type BackendStats = entry.BackendStats
   export type GatewayStats = entry.GatewayStats
   export type WsGatewayStats = entry.WsGatewayStats
   export type WsGatewayDecorator = entry.WsGatewayDecorator
@@ -37,6 +43,7 @@ declare namespace wsGateway {
   export type ApiStats = entry.ApiStats
   export type ClusterOptions = entry.ClusterOptions
   export type ManagementApiOptions = entry.ManagementApiOptions
+  export type AnnounceOptions = entry.AnnounceOptions
 
   export const errors: typeof entry.errors
   export const CloseCode: typeof entry.CloseCode
@@ -59,6 +66,7 @@ declare namespace wsGateway {
   export type QueueRequest = entry.QueueRequest
   export type QueueWorker = entry.QueueWorker
   export type QueueWorkerOptions = entry.QueueWorkerOptions
+  export const announceBackend: typeof entry.announceBackend
 
   export const wsGateway: WsGatewayPlugin
   export { wsGateway as default }

@@ -6,6 +6,7 @@ import { nodeOf } from '../registry/ids'
 import type { LocalDirectory, MemberFilter } from '../registry/local'
 import type { ClusterStats, ConnectionId, ConnectionInfo, ConnectionPage, Member, Outgoing, OutgoingClose } from '../registry/types'
 import { entryFields, infoFromHash, memberFields, type Target } from './codec'
+import { readAnnounced } from './announce'
 import { Inbox } from './inbox'
 import { Keys, countField, countFields } from './keys'
 import { listPage, type CheckedQuery } from './list'
@@ -78,7 +79,14 @@ export class ClusterLink implements ClusterMembership {
   }
 
   clusterStats (): ClusterStats {
-    return { node: this.node, ...this.stats, inboxHandled: this.inbox.handled }
+    const { handled, handledAt, lastId } = this.inbox
+    // An entry's id starts with the millisecond Redis appended it at.
+    const inboxLagMs = handled === 0 ? 0 : Math.max(0, handledAt + this.clockOffset - Number(lastId.split('-')[0]))
+    return { node: this.node, ...this.stats, inboxHandled: handled, inboxLagMs }
+  }
+
+  async announced (): Promise<Map<string, string[]>> {
+    return await this.run(async (redis) => await readAnnounced(redis, this.keys))
   }
 
   /** A Redis exchange worked or failed: track outages, and sync again once Redis is back. */

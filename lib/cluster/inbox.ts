@@ -22,6 +22,8 @@ export class Inbox {
   lastId = ''
   /** Entries handled, for `stats()`. */
   handled = 0
+  /** When (our clock, ms) the entry `lastId` was handled. */
+  handledAt = 0
   private stopped = false
   /** Settles once the reading loop has ended (after `stop()` and the reader's disconnect). */
   done: Promise<void> = Promise.resolve()
@@ -46,6 +48,7 @@ export class Inbox {
         for (const [id, raw] of entries) {
           this.lastId = id.toString()
           this.handled++
+          this.handledAt = Date.now()
           const { target, action } = parseEntry(raw)
           this.handle(target, action)
         }

@@ -10,6 +10,8 @@
  *   {prefix}:{node}:inbox           STREAM what other nodes ask of this node's connections
  *   {prefix}:all                    ZSET  every connection id (lexicographic: list()'s order)
  *   {prefix}:user:{sub}             ZSET  one user's connection ids
+ *   {prefix}:{backends}:ids         SET   backend ids announced by `announceBackend`
+ *   {prefix}:{backends}:{id}        ZSET  one backend's announced URLs, scored by expiry (Redis's clock, ms)
  */
 export class Keys {
   constructor (readonly prefix: string) {}
@@ -22,6 +24,8 @@ export class Keys {
   conn (node: string, id: string): string { return `${this.prefix}:{${node}}:conn:${id}` }
   counts (node: string): string { return `${this.prefix}:{${node}}:counts` }
   inbox (node: string): string { return `${this.prefix}:{${node}}:inbox` }
+  get announcedIds (): string { return `${this.prefix}:{backends}:ids` }
+  announced (backendId: string): string { return `${this.prefix}:{backends}:${backendId}` }
 }
 
 /** The fields of a node's `counts` hash that a connection adds to (see `countField`). */

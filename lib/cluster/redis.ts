@@ -13,6 +13,15 @@ const FAIL_FAST: RedisOptions = {
 }
 
 /**
+ * A Redis client for the `redis` setting: the app's own instance as it is (`owned` false: used,
+ * never closed), or one of ours from a URL or ioredis options, failing fast while disconnected.
+ */
+export function redisClient (redis: ResolvedCluster['redis']): { client: Redis, owned: boolean } {
+  if (isRedisClient(redis)) return { client: redis, owned: false }
+  return { client: typeof redis === 'string' ? new Redis(redis, FAIL_FAST) : new Redis({ ...redis, ...FAIL_FAST }), owned: true }
+}
+
+/**
  * The gateway's Redis links: `command` for everything but the inbox (the app's instance when it
  * passed one, used and never closed), and `reader`, always ours, for the inbox's blocking reads.
  */
@@ -24,11 +33,8 @@ export class RedisLinks {
 
   constructor (private readonly cluster: ResolvedCluster, log: FastifyBaseLogger) {
     // `commandTimeout` is enforced by `run` for every client alike, ours or the app's.
-    const { redis } = cluster
-    this.ownsCommand = !isRedisClient(redis)
-    const command = isRedisClient(redis)
-      ? redis
-      : typeof redis === 'string' ? new Redis(redis, FAIL_FAST) : new Redis({ ...redis, ...FAIL_FAST })
+    const { client: command, owned } = redisClient(cluster.redis)
+    this.ownsCommand = owned
     this.command = withScripts(command)
     // The inbox read blocks for up to a second: no command timeout, and it waits out outages itself.
     this.reader = command.duplicate({ ...FAIL_FAST, commandTimeout: undefined, lazyConnect: false })

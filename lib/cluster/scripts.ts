@@ -62,11 +62,32 @@ for field in string.gmatch(fields, '[^\\n]+') do
 end
 return 1`
 
+/**
+ * Announces a backend endpoint until `ttl` ms from now (Redis's clock, so announcers' clocks do
+ * not matter). KEYS: announced ids, the backend's set. ARGV: id, url, ttl.
+ */
+const ANNOUNCE = `${NOW}
+redis.call('ZADD', KEYS[2], now + tonumber(ARGV[3]), ARGV[2])
+redis.call('SADD', KEYS[1], ARGV[1])
+return 1`
+
+/**
+ * A backend's announced URLs that have not expired; expired ones are removed, and the id too
+ * once none is left. KEYS: announced ids, the backend's set. ARGV: id.
+ */
+const ANNOUNCED = `${NOW}
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now)
+local urls = redis.call('ZRANGE', KEYS[2], 0, -1)
+if #urls == 0 then redis.call('SREM', KEYS[1], ARGV[1]) end
+return urls`
+
 export interface RegistryScripts {
   wsgDeliver: (alive: string, conn: string, inbox: string, ...args: Array<string | number | Buffer>) => Promise<number | [number, number]>
   wsgFanOut: (alive: string, counts: string, inbox: string, ...args: Array<string | number | Buffer>) => Promise<number>
   wsgRegister: (conn: string, conns: string, counts: string, ...args: Array<string | number>) => Promise<number>
   wsgUnregister: (conn: string, conns: string, counts: string, ...args: Array<string | number>) => Promise<number>
+  wsgAnnounce: (ids: string, backend: string, id: string, url: string, ttl: number) => Promise<number>
+  wsgAnnounced: (ids: string, backend: string, id: string) => Promise<string[]>
 }
 
 /** Defines the scripts on a client (idempotent; ioredis sends EVALSHA and falls back to EVAL). */
@@ -76,6 +97,8 @@ export function withScripts (redis: Redis): Redis & RegistryScripts {
     redis.defineCommand('wsgFanOut', { numberOfKeys: 3, lua: FAN_OUT })
     redis.defineCommand('wsgRegister', { numberOfKeys: 3, lua: REGISTER })
     redis.defineCommand('wsgUnregister', { numberOfKeys: 3, lua: UNREGISTER })
+    redis.defineCommand('wsgAnnounce', { numberOfKeys: 2, lua: ANNOUNCE })
+    redis.defineCommand('wsgAnnounced', { numberOfKeys: 2, lua: ANNOUNCED })
   }
   return redis as Redis & RegistryScripts
 }

@@ -7,16 +7,17 @@ import { AuthorizeFailedError, ForbiddenError, KeysUnavailableError, OriginForbi
 import { CONNECT_KEY } from '../messages/hooks'
 import type { MessageRouter } from '../messages/router'
 import { startMessages } from '../messages/start'
+import type { PathMetrics } from '../metrics/metrics'
 import type { GatewayConnection } from '../options/message-types'
-import type { ResolvedBackend, ResolvedOptions } from '../options/types'
+import type { ResolvedOptions } from '../options/types'
 import type { GatewayNode } from '../registry/decorator'
 import { newConnectionId } from '../registry/ids'
 import { relayMember } from '../registry/member'
 import type { Registry } from '../registry/registry'
 import { startRelay } from '../relay/engine'
 import type { Connection } from '../relay/types'
-import { openUpstream, type Upstream } from '../upstream/ws'
-import { findBackend } from '../upstream/resolve'
+import type { Backend, BackendTable } from '../upstream/backends'
+import { connectBackend as connectPool, type PooledUpstream } from '../upstream/failover'
 import { closeAtExpiry } from './auth/expiry'
 import { authenticate, tokenOf, type TokenClaims, type TokenVerifier } from './auth/token'
 import { backendIdOf } from './backend-id'
@@ -34,8 +35,10 @@ interface Handshake {
   offer: ProtocolOffer
   slot: Slot
   token?: string
-  backend?: ResolvedBackend
-  upstream?: Upstream
+  backend?: Backend
+  upstream?: PooledUpstream
+  /** Seconds from the upgrade request to the backend's acceptance. */
+  seconds?: number
   /** Message mode: the connection as hooks and backends see it. */
   identity?: GatewayConnection
 }
@@ -44,9 +47,17 @@ interface RouteSettings {
   opts: ResolvedOptions
   registry: Registry
   node: GatewayNode
+  backends: BackendTable
   verifier: TokenVerifier
   /** Message mode's routes; undefined in relay mode. */
   router?: MessageRouter
+  metrics: PathMetrics | undefined
+}
+
+/** The token's `sub`, when it has one (limits, logs, `hash-sub` balancing). */
+function subjectOf (request: FastifyRequest): string | undefined {
+  const sub = (request.user as { sub?: unknown }).sub
+  return typeof sub === 'string' ? sub : undefined
 }
 
 /**
@@ -57,7 +68,7 @@ interface RouteSettings {
  * `connect` hook. `authorize` runs before the lookup so that a client learns nothing about IDs it
  * may not use (403 whether or not they exist) and cannot make `resolveBackend` run for them.
  */
-export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, node, verifier, router }: RouteSettings): void {
+export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, node, backends, verifier, metrics, router }: RouteSettings): void {
   const handshakes = new WeakMap<FastifyRequest, Handshake>()
   const limits = new ConnectionLimits(opts)
   const { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit } = opts
@@ -108,7 +119,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     const id = backendIdOf(request, opts)
     await checkAuthorized(request, id)
     const handshake = handshakes.get(request) as Handshake
-    handshake.backend = await findBackend(request, id, opts)
+    handshake.backend = await backends.find(request, id)
   }
 
   async function connectMessages (request: FastifyRequest): Promise<void> {
@@ -130,10 +141,11 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     raw[kConnectionId] = handshake.id
   }
 
-  async function connectBackend (request: FastifyRequest): Promise<void> {
+  async function connectBackend (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const handshake = handshakes.get(request) as Handshake
-    const { id, offer } = handshake
-    handshake.upstream = await openUpstream(request, handshake.socket, handshake.backend as ResolvedBackend, opts, offer.protocols, id)
+    const { id, offer, socket } = handshake
+    handshake.upstream = await connectPool(request, opts, handshake.backend as Backend, { client: socket, offered: offer.protocols, connectionId: id }, subjectOf(request))
+    handshake.seconds = reply.elapsedTime / 1000
     // A browser that sent its token as a subprotocol fails the handshake unless one protocol is
     // selected: when the backend chose none, the marker is — never the token.
     const marker = offer.token !== undefined ? opts.tokenProtocol : false
@@ -155,18 +167,18 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
    * its token expires; `onEnd` undoes it. Returns what the connection's `onEnd` must call.
    */
   function track (request: FastifyRequest, connection: Connection, id: string, backendId: string | undefined): () => void {
-    const sub = (request.user as { sub?: unknown } | undefined)?.sub
     const cancelExpiry = opts.closeOnTokenExpiry ? closeAtExpiry(connection, request.user as TokenClaims, verifier.clockTolerance) : undefined
     const member = relayMember(connection, {
       id,
       path: request.routeOptions.url as string,
       backendId,
-      sub: typeof sub === 'string' ? sub : undefined,
+      sub: subjectOf(request),
       sourceIp: request.ip,
       userAgent: request.headers['user-agent'],
       maxPayload: opts.maxPayload
     })
-    registry.add(connection)
+    // Message mode has no backend: its connections are counted under `$messages`.
+    registry.add(connection, backendId ?? '$messages')
     node.join(member)
     return () => {
       cancelExpiry?.()
@@ -176,19 +188,23 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
   }
 
   function relay (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
-    const { id, backend, upstream } = handshakes.get(request) as Required<Handshake>
+    const handshake = handshakes.get(request) as Required<Handshake>
+    const { id, backend, upstream } = handshake
     adopt(this, socket)
-    const sub = (request.user as { sub?: unknown } | undefined)?.sub
+    const sub = subjectOf(request)
     const log = request.log
+    const backendId = backend.config.id
     const backendWs = upstream.adopt()
     const connection = startRelay(opts.engine, socket, backendWs, {
       ...relaySettings,
-      backendMaxPayload: backend.maxPayload,
+      backendMaxPayload: backend.config.maxPayload,
       log,
       onEnd (ended) {
         untrack()
+        upstream.release()
+        metrics?.closed(backendId, ended)
         log.info({
-          backendId: backend.id,
+          backendId,
           sub,
           clientCode: ended.client.code,
           backendCode: ended.backend.code,
@@ -200,8 +216,9 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
         }, 'ws gateway connection closed')
       }
     })
-    const untrack = track(request, connection, id, backend.id)
-    log.info({ connectionId: id, backendId: backend.id, sub, protocol: upstream.protocol, engine: connection.engineName }, 'ws gateway connection open')
+    const untrack = track(request, connection, id, backendId)
+    metrics?.accepted(backendId, handshake.seconds)
+    log.info({ connectionId: id, backendId, sub, protocol: upstream.protocol, engine: connection.engineName }, 'ws gateway connection open')
   }
 
   function messages (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
@@ -221,7 +238,11 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     // Fastify sets up for a route with a schema: an always-true one, when nothing set it up yet.
     schema: router !== undefined && fastify.validatorCompiler === undefined ? { querystring: { type: 'object' } } : undefined,
     logSerializers: routeSerializers(opts),
-    onError: async (_request, _reply, error) => { registry.reject(error.code ?? 'INTERNAL') },
+    onError: async (request, _reply, error) => {
+      const code = error.code ?? 'INTERNAL'
+      registry.reject(code)
+      metrics?.refused(handshakes.get(request)?.backend?.config.id ?? '', code, error.statusCode)
+    },
     handler: router === undefined ? relay : messages
   })
 }

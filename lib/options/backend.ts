@@ -1,5 +1,7 @@
 import type { PerMessageDeflateOptions } from 'ws'
 import { checkKeys, fail, headersProblem, isPlainObject } from './check'
+import { BACKEND_ID_PATTERN } from './defaults'
+import { endpointSource, poolSettings } from './pool'
 import type { BackendTlsOptions, ResolvedBackend } from './types'
 
 /** The TLS settings a backend config may carry, each with the check its value must pass. */
@@ -13,7 +15,9 @@ const TLS_CHECKS: Record<keyof BackendTlsOptions, [(value: unknown) => boolean, 
   servername: [(value) => typeof value === 'string', 'a string'],
   checkServerIdentity: [(value) => typeof value === 'function', 'a function']
 }
-const KNOWN_KEYS = new Set(['url', 'headers', 'perMessageDeflate', 'maxPayload', ...Object.keys(TLS_CHECKS)])
+const KNOWN_KEYS = new Set([
+  'url', 'urls', 'dns', 'balance', 'health', 'probe', 'headers', 'perMessageDeflate', 'maxPayload', ...Object.keys(TLS_CHECKS)
+])
 
 /** PEM text or DER bytes, one or several; Node's `{ pem, passphrase }` objects inside a list too. */
 function isKeyMaterial (value: unknown): boolean {
@@ -22,23 +26,20 @@ function isKeyMaterial (value: unknown): boolean {
 }
 
 /**
- * Validates one backend entry (from the `backends` map or returned by `resolveBackend`).
+ * Validates one backend entry (from the `backends` map, `setBackend`, `resolveBackend` or an
+ * announcement).
  * `where` names it in messages, e.g. `backends["Backend_ABC"]`. Nothing unknown passes: every
  * key would otherwise reach ws's client options unchecked (a `header` typo is never sent).
  */
 export function resolveBackendConfig (id: string, option: unknown, where: string, gatewayMaxPayload: number): ResolvedBackend {
   const config = typeof option === 'string' ? { url: option } : option
-  if (!isPlainObject(config)) fail(`${where} must be a URL string or an object with a url`)
+  if (!isPlainObject(config)) fail(`${where} must be a URL string or an object with a url, urls or dns`)
   checkKeys(config, KNOWN_KEYS, `${where}.`)
-  let url: URL
-  try {
-    url = new URL(String(config.url))
-  } catch {
-    fail(`${where}.url must be a ws: or wss: URL`)
-  }
-  if (url.protocol !== 'ws:' && url.protocol !== 'wss:') fail(`${where}.url must be a ws: or wss: URL`)
-  if (url.hash !== '') fail(`${where}.url must not have a #fragment`)
-  const { url: _url, headers = {}, perMessageDeflate = false, maxPayload = gatewayMaxPayload, ...tls } = config
+  const source = endpointSource(config, where)
+  const {
+    url: _url, urls: _urls, dns: _dns, balance: _balance, health: _health, probe: _probe,
+    headers = {}, perMessageDeflate = false, maxPayload = gatewayMaxPayload, ...tls
+  } = config
   const problem = headersProblem(headers)
   if (problem !== undefined) fail(`${where}.headers${problem}`)
   if (typeof perMessageDeflate !== 'boolean' && !isPlainObject(perMessageDeflate)) {
@@ -53,10 +54,17 @@ export function resolveBackendConfig (id: string, option: unknown, where: string
   }
   return Object.freeze({
     id,
-    url,
+    source: Object.freeze(source),
+    ...poolSettings(config, where),
     headers: Object.freeze({ ...headers as Record<string, string> }),
     perMessageDeflate: perMessageDeflate as boolean | PerMessageDeflateOptions,
     maxPayload,
     tls: Object.freeze(tls as BackendTlsOptions)
   })
+}
+
+/** A backend entry with its ID checked too (the `backends` map, `setBackend`, announcements). */
+export function resolveBackendEntry (id: string, option: unknown, where: string, gatewayMaxPayload: number): ResolvedBackend {
+  if (typeof id !== 'string' || !BACKEND_ID_PATTERN.test(id)) fail(`${where}: IDs must match ${BACKEND_ID_PATTERN}`)
+  return resolveBackendConfig(id, option, where, gatewayMaxPayload)
 }

@@ -51,9 +51,9 @@ export function checkTimeout (opts: Record<string, unknown>, name: string, fallb
   return value as number
 }
 
-export function checkChoice<T> (opts: Record<string, unknown>, name: string, fallback: T, choices: readonly T[]): T {
+export function checkChoice<T> (opts: Record<string, unknown>, name: string, fallback: T, choices: readonly T[], prefix = ''): T {
   const value = (opts[name] ?? fallback) as T
-  if (!choices.includes(value)) fail(`${name} must be one of ${choices.join(', ')}`)
+  if (!choices.includes(value)) fail(`${prefix}${name} must be one of ${choices.join(', ')}`)
   return value
 }
 

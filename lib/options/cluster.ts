@@ -6,7 +6,7 @@ import type { ResolvedCluster } from './types'
 export const DEFAULT_CLUSTER_PREFIX = 'wsg'
 export const DEFAULT_NODE_TTL = 10_000
 export const DEFAULT_COMMAND_TIMEOUT = 1_000
-const PREFIX_PATTERN = /^[A-Za-z0-9_:-]{1,64}$/
+export const PREFIX_PATTERN = /^[A-Za-z0-9_:-]{1,64}$/
 const KNOWN = new Set(['redis', 'prefix', 'nodeId', 'nodeTtl', 'commandTimeout'])
 
 /** Whether a value is an ioredis client (duck-typed: the app may have its own copy of ioredis). */

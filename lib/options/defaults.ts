@@ -1,4 +1,4 @@
-import type { RateLimitOptions, RelayEngine } from './types'
+import type { BalanceMode, DnsOptions, HealthOptions, RateLimitOptions, RelayEngine } from './types'
 
 /* Every default, named; the README's options table lists them. */
 
@@ -75,3 +75,17 @@ export const DEFAULT_MESSAGE_TIMEOUT = 10_000
 export const DEFAULT_QUEUE_MAX_LENGTH = 10_000
 export const DEFAULT_BREAKER_FAILURES = 5
 export const DEFAULT_BREAKER_RESET_AFTER = 10_000
+export const DEFAULT_BALANCE: BalanceMode = 'round-robin'
+export const DEFAULT_HEALTH: Readonly<Required<HealthOptions>> = Object.freeze({
+  failures: 3,
+  ejectTime: 10_000,
+  maxEjectTime: 300_000
+})
+export const DEFAULT_PROBE_INTERVAL = 10_000
+export const DEFAULT_PROBE_TIMEOUT = 2_000
+export const DEFAULT_DNS: Readonly<Required<Omit<DnsOptions, 'servers'>>> = Object.freeze({
+  minInterval: 1_000,
+  maxInterval: 60_000,
+  timeout: 2_000,
+  tries: 2
+})

@@ -1,36 +1,14 @@
 import type { FastifyRequest, RegisterOptions } from 'fastify'
 import type { VerifierOptions } from 'fast-jwt'
-import type { PerMessageDeflateOptions } from 'ws'
 import type { Redis, RedisOptions } from 'ioredis'
+import type { BackendOption, DnsOptions, MetricsOptions, ResolvedBackend } from './backend-types'
 import type { MessagesOptions, ResolvedMessages } from './message-types'
-import type { BackendTlsOptions } from './tls'
 
+export type {
+  BackendConfig, BackendOption, BalanceMode, DnsOptions, EndpointSource, HealthOptions, MetricsOptions, ProbeOptions,
+  ResolvedBackend
+} from './backend-types'
 export type { BackendTlsOptions } from './tls'
-
-/** One backend: where it is and how to connect to it. */
-export interface BackendConfig extends BackendTlsOptions {
-  /** `ws:` or `wss:` URL; the client's query string is appended to it. */
-  url: string
-  /** Extra headers sent on the handshake to this backend (after the client's, before `rewriteRequestHeaders`). */
-  headers?: Record<string, string>
-  /** Offer permessage-deflate to this backend (default off). */
-  perMessageDeflate?: boolean | PerMessageDeflateOptions
-  /** Largest message accepted from this backend, in bytes (default: the gateway's `maxPayload`). */
-  maxPayload?: number
-}
-
-/** A backend as written in the options: a URL string or a full config. */
-export type BackendOption = string | BackendConfig
-
-/** A validated backend, ready to connect to. */
-export interface ResolvedBackend {
-  readonly id: string
-  readonly url: URL
-  readonly headers: Readonly<Record<string, string>>
-  readonly perMessageDeflate: boolean | PerMessageDeflateOptions
-  readonly maxPayload: number
-  readonly tls: BackendTlsOptions
-}
 
 /**
  * The gateway's own JWT verification. `secret` is a shared secret (HS256 by default) or a
@@ -201,6 +179,10 @@ export interface WsGatewayOptions extends Pick<RegisterOptions, 'prefix' | 'logL
    * backend instead of relaying frames (see the README's "Message mode"). No ID header is needed.
    */
   messages?: MessagesOptions
+  /** The DNS client for `dns` backends (name servers, re-resolution bounds). */
+  dns?: DnsOptions
+  /** Prometheus metrics: `true` for the defaults, or where to register them; off unless given. */
+  metrics?: MetricsOptions | true
 }
 
 /** A token bucket per connection on the client's messages; a second's worth may come in a burst. */
@@ -258,6 +240,9 @@ export interface ResolvedOptions {
   readonly logLevel?: RegisterOptions['logLevel']
   readonly logSerializers?: RegisterOptions['logSerializers']
   readonly messages?: ResolvedMessages
+
+  readonly dns: Readonly<Required<Omit<DnsOptions, 'servers'>>> & { readonly servers?: readonly string[] }
+  readonly metrics: Readonly<MetricsOptions> | undefined
 }
 
 /** The relay engines: frames over the raw sockets, or messages through ws. */

@@ -1,11 +1,12 @@
 import type { RegisterOptions } from 'fastify'
-import { resolveBackendConfig } from './backend'
+import { resolveBackendEntry } from './backend'
 import { resolveCluster } from './cluster'
+import { resolveDns, resolveMetrics } from './discovery'
 import { resolveManagementApi } from './management'
 import { resolveMessages } from './messages'
 import { checkChoice, checkFunction, checkInteger, checkKeys, checkName, checkTimeout, fail, isPlainObject } from './check'
 import {
-  BACKEND_ID_PATTERN, DEFAULT_CLOCK_TOLERANCE, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT,
+  DEFAULT_CLOCK_TOLERANCE, DEFAULT_CLOSE_TIMEOUT, DEFAULT_CONNECT_TIMEOUT, DEFAULT_DRAIN_TIMEOUT,
   DEFAULT_ENGINE, DEFAULT_HEARTBEAT_INTERVAL, DEFAULT_HIGH_WATER_MARK, DEFAULT_ID_HEADER, DEFAULT_IDLE_TIMEOUT,
   DEFAULT_MAX_CONNECTIONS, DEFAULT_MAX_CONNECTIONS_PER_IP, DEFAULT_MAX_CONNECTIONS_PER_SUBJECT, DEFAULT_MAX_PAYLOAD,
   DEFAULT_PATH, DEFAULT_RATE_LIMIT, DEFAULT_RETRY_AFTER, DEFAULT_SLOW_CONSUMER_TIMEOUT, DEFAULT_TOKEN_PROTOCOL,
@@ -23,7 +24,7 @@ const KNOWN_OPTIONS = new Set([
   'tokenProtocol', 'idQuery', 'tokenQuery', 'tokenCookie',
   'maxConnections', 'maxConnectionsPerIp', 'maxConnectionsPerSubject', 'retryAfter', 'drainTimeout',
   'shutdownCloseCode', 'closeOnTokenExpiry', 'slowConsumerTimeout', 'slowConsumerCloseCode', 'rateLimit',
-  'messages', 'cluster', 'managementApi',
+  'messages', 'cluster', 'managementApi', 'dns', 'metrics',
   'dropHeaders', 'identityHeaders',
   'prefix', 'logLevel', 'logSerializers'
 ])
@@ -109,16 +110,15 @@ export function validateOptions (input: WsGatewayOptions = {}, logLevels?: reado
   if (!isPlainObject(backendsInput)) fail('backends must be an object mapping IDs to backends')
   const backends = new Map<string, ResolvedBackend>()
   for (const [id, option] of Object.entries(backendsInput)) {
-    if (!BACKEND_ID_PATTERN.test(id)) fail(`backends["${id}"]: IDs must match ${BACKEND_ID_PATTERN}`)
-    backends.set(id, resolveBackendConfig(id, option, `backends["${id}"]`, maxPayload))
+    backends.set(id, resolveBackendEntry(id, option, `backends["${id}"]`, maxPayload))
   }
   checkFunction(opts.resolveBackend, 'resolveBackend')
   const messages = opts.messages === undefined ? undefined : resolveMessages(opts.messages)
   if (messages !== undefined) {
     const relayOnly = RELAY_ONLY.find((name) => opts[name] !== undefined)
     if (relayOnly !== undefined) fail(`${relayOnly} is for relay mode; message mode (messages) routes by the message`)
-  } else if (backends.size === 0 && opts.resolveBackend === undefined) {
-    fail('give backends, resolveBackend or both (or messages, for message mode)')
+  } else if (backends.size === 0 && opts.resolveBackend === undefined && opts.cluster === undefined) {
+    fail('give backends, resolveBackend or both (or messages, for message mode; or cluster, for backends that announce themselves)')
   }
 
   const clockTolerance = checkInteger(opts, 'clockTolerance', DEFAULT_CLOCK_TOLERANCE, 0)
@@ -176,6 +176,8 @@ export function validateOptions (input: WsGatewayOptions = {}, logLevels?: reado
     cluster: resolveCluster(opts.cluster),
     managementApi: resolveManagementApi(opts.managementApi),
     messages,
+    dns: resolveDns(opts.dns),
+    metrics: resolveMetrics(opts.metrics),
     ...resolveRegisterOptions(opts, logLevels)
   })
 }

@@ -1,8 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import { InvalidOptionError } from '../errors'
 import type { MessageRouter } from '../messages/router'
+import { resolveBackendEntry } from '../options/backend'
 import type { MessageRoute } from '../options/message-types'
-import type { ResolvedCluster } from '../options/types'
+import type { BackendOption, ResolvedCluster, ResolvedOptions } from '../options/types'
+import type { BackendTable } from '../upstream/backends'
 import { Connections, type ApiStats, type Remote } from './api'
 import { randomNodeId } from './ids'
 import { LocalDirectory } from './local'
@@ -24,6 +26,33 @@ export interface WsGatewayDecorator extends ConnectionApi {
    * ```
    */
   route: (key: string, definition: MessageRoute, path?: string) => void
+  /**
+   * Adds or replaces a backend while the app runs, validated like the `backends` option (throws
+   * `FST_WS_GATEWAY_INVALID_OPTION`). Connections already open to a replaced backend run on; new
+   * ones use the new config. `path` names the registration when there are several.
+   *
+   * @example
+   * ```ts
+   * app.wsGateway.setBackend('Backend_ABC', { urls: ['ws://10.0.0.1:9001', 'ws://10.0.0.2:9001'] })
+   * ```
+   */
+  setBackend: (id: string, config: BackendOption, path?: string) => void
+  /**
+   * Removes a backend: new connections to it get 404 (or `resolveBackend`'s answer); open ones run
+   * on. Returns false if there was no such backend.
+   *
+   * @example
+   * ```ts
+   * app.wsGateway.deleteBackend('Backend_ABC')
+   * ```
+   */
+  deleteBackend: (id: string, path?: string) => boolean
+}
+
+/** The backends of one registration, as `setBackend`/`deleteBackend` reach them. */
+export interface PathBackends {
+  readonly table: BackendTable
+  readonly opts: ResolvedOptions
 }
 
 declare module 'fastify' {
@@ -39,6 +68,8 @@ export interface ClusterMembership extends Remote {
   register: (member: Member) => Promise<void>
   unregister: (member: Member) => Promise<void>
   clusterStats: () => ClusterStats
+  /** The backends announced on Redis (`announceBackend`), with their live URLs. */
+  announced: () => Promise<Map<string, string[]>>
 }
 
 /** Whom an inbox entry of the cluster is for: one connection of this node, or those a filter picks. */
@@ -54,6 +85,7 @@ export type ClusterFactory = (local: LocalDirectory, onEntry: (target: EntryTarg
  */
 export class GatewayNode {
   readonly registries = new Map<string, Registry>()
+  readonly backends = new Map<string, PathBackends>()
   readonly local: LocalDirectory
   readonly connections: Connections
   readonly cluster?: ClusterMembership
@@ -99,6 +131,26 @@ export class GatewayNode {
     this.cluster?.unregister(member).catch(() => {})
   }
 
+  /** The backends at `path`, or of the only registration. */
+  backendsAt (method: string, path: string | undefined): PathBackends {
+    if (path === undefined) {
+      if (this.backends.size === 1) return this.backends.values().next().value as PathBackends
+      throw new InvalidOptionError(`${method}: name the path, ${this.backends.size} gateways are registered`)
+    }
+    const backends = this.backends.get(path)
+    if (backends === undefined) throw new InvalidOptionError(`${method}: no gateway is registered at "${path}"`)
+    return backends
+  }
+
+  setBackend (id: string, config: BackendOption, path?: string): void {
+    const { table, opts } = this.backendsAt('setBackend', path)
+    table.set(resolveBackendEntry(id, config, `setBackend("${id}")`, opts.maxPayload))
+  }
+
+  deleteBackend (id: string, path?: string): boolean {
+    return this.backendsAt('deleteBackend', path).table.delete(id)
+  }
+
   stats (): ReturnType<WsGatewayDecorator['stats']> {
     const byPath: Record<string, GatewayStats> = {}
     for (const [path, registry] of this.registries) byPath[path] = registry.stats()
@@ -129,7 +181,9 @@ export function gatewayNode (fastify: GatewayInstance, cluster: ResolvedCluster 
     get: api.get.bind(api),
     list: api.list.bind(api),
     stats: () => node.stats(),
-    route: (key: string, definition: MessageRoute, path?: string) => node.router(path).add(key, definition)
-  })
+    route: (key: string, definition: MessageRoute, path?: string) => node.router(path).add(key, definition),
+    setBackend: node.setBackend.bind(node),
+    deleteBackend: node.deleteBackend.bind(node)
+  } satisfies WsGatewayDecorator)
   return { node, created: true }
 }

@@ -9,14 +9,12 @@ export interface ShutdownSettings {
   readonly closeTimeout: number
 }
 
-/** Counters of one gateway registration (or of all of them together). */
-export interface GatewayStats {
+/** Connection counters of one backend (or of a whole registration). */
+export interface BackendStats {
   /** Connections relaying now. */
   open: number
   /** Connections relayed since start, open ones included. */
   total: number
-  /** Upgrades refused, by error code (e.g. `FST_WS_GATEWAY_NO_TOKEN`). */
-  rejected: Record<string, number>
   /** Messages and bytes received from clients. */
   fromClient: Traffic
   /** Messages and bytes received from backends. */
@@ -29,6 +27,14 @@ export interface GatewayStats {
   messages?: MessageStats
 }
 
+/** Counters of one gateway registration (or of all of them together). */
+export interface GatewayStats extends BackendStats {
+  /** Upgrades refused, by error code (e.g. `FST_WS_GATEWAY_NO_TOKEN`). */
+  rejected: Record<string, number>
+  /** The connection counters by backend ID (the sum over IDs is the registration's). */
+  byBackend: Record<string, BackendStats>
+}
+
 /** What `fastify.wsGateway.stats()` returns: the totals, and the same per registered path. */
 export interface WsGatewayStats extends GatewayStats {
   byPath: Record<string, GatewayStats>
@@ -37,6 +43,26 @@ export interface WsGatewayStats extends GatewayStats {
 function addTraffic (into: Traffic, from: Traffic): void {
   into.frames += from.frames
   into.bytes += from.bytes
+}
+
+function emptyStats (): BackendStats {
+  return { open: 0, total: 0, fromClient: { frames: 0, bytes: 0 }, fromBackend: { frames: 0, bytes: 0 }, dropped: 0, engines: { passthrough: 0, ws: 0 } }
+}
+
+/** Adds `from` into `into`: a live relay's counters, or another backend's. */
+function addStats (into: BackendStats, from: BackendStats): void {
+  into.open += from.open
+  into.total += from.total
+  addTraffic(into.fromClient, from.fromClient)
+  addTraffic(into.fromBackend, from.fromBackend)
+  into.dropped += from.dropped
+  into.engines.passthrough += from.engines.passthrough
+  into.engines.ws += from.engines.ws
+}
+
+/** What a live relay adds to its backend's counters (its total and engine were counted when it was added). */
+function liveStats (relay: Connection): BackendStats {
+  return { ...emptyStats(), open: 1, fromClient: relay.client.traffic, fromBackend: relay.backend.traffic, dropped: relay.dropped }
 }
 
 /** The heartbeat's groups: at most this many, each pinged at least this many ms after the one before. */
@@ -55,10 +81,10 @@ const GOLDEN_RATIO = (Math.sqrt(5) - 1) / 2
  * each step of the timer pings one group, so each connection is pinged once per interval.
  */
 export class Registry {
-  /** Every live relay, and the heartbeat group it is in. */
-  private readonly relays = new Map<Connection, Set<Connection> | undefined>()
-  private readonly ended = { fromClient: { frames: 0, bytes: 0 }, fromBackend: { frames: 0, bytes: 0 }, dropped: 0 }
-  private readonly engines: Record<RelayEngine, number> = { passthrough: 0, ws: 0 }
+  /** Every live relay, its backend ID, and the heartbeat group it is in. */
+  private readonly relays = new Map<Connection, { backendId: string, group: Set<Connection> | undefined }>()
+  /** By backend ID: the connections counted so far (total, engines) and the traffic of those that ended. */
+  private readonly ended = new Map<string, BackendStats>()
   private readonly rejected: Record<string, number> = {}
   private total = 0
   private readonly groups: Array<Set<Connection>>
@@ -75,28 +101,35 @@ export class Registry {
     this.groups = heartbeatInterval > 0 ? Array.from({ length: groups }, () => new Set()) : []
   }
 
-  add (relay: Connection): void {
+  add (relay: Connection, backendId: string): void {
     this.total++
+    const counted = this.endedOf(backendId)
+    counted.total++
     // Message mode relays nothing: its connections are counted in `messages`.
-    if (relay.engineName !== 'messages') this.engines[relay.engineName]++
+    if (relay.engineName !== 'messages') counted.engines[relay.engineName]++
     if (this.groups.length === 0) {
-      this.relays.set(relay, undefined)
+      this.relays.set(relay, { backendId, group: undefined })
       return
     }
     const group = this.groups[Math.floor(((this.total * GOLDEN_RATIO) % 1) * this.groups.length)]
     group.add(relay)
-    this.relays.set(relay, group)
+    this.relays.set(relay, { backendId, group })
     if (this.heartbeatTimer === undefined) {
       this.heartbeatTimer = setInterval(() => this.heartbeat(), this.heartbeatInterval / this.groups.length).unref()
     }
   }
 
+  private endedOf (backendId: string): BackendStats {
+    let ended = this.ended.get(backendId)
+    if (ended === undefined) this.ended.set(backendId, ended = emptyStats())
+    return ended
+  }
+
   remove (relay: Connection): void {
-    this.relays.get(relay)?.delete(relay)
+    const { backendId, group } = this.relays.get(relay) as { backendId: string, group: Set<Connection> | undefined }
+    group?.delete(relay)
     this.relays.delete(relay)
-    addTraffic(this.ended.fromClient, relay.client.traffic)
-    addTraffic(this.ended.fromBackend, relay.backend.traffic)
-    this.ended.dropped += relay.dropped
+    addStats(this.endedOf(backendId), { ...liveStats(relay), open: 0 })
     if (this.relays.size === 0) {
       clearInterval(this.heartbeatTimer)
       this.heartbeatTimer = undefined
@@ -115,21 +148,12 @@ export class Registry {
   }
 
   stats (): GatewayStats {
-    const stats = {
-      open: this.relays.size,
-      total: this.total,
-      rejected: { ...this.rejected },
-      fromClient: { ...this.ended.fromClient },
-      fromBackend: { ...this.ended.fromBackend },
-      dropped: this.ended.dropped,
-      engines: { ...this.engines },
-      ...(this.messageStats === undefined ? {} : { messages: structuredClone(this.messageStats) })
-    }
-    for (const relay of this.relays.keys()) {
-      addTraffic(stats.fromClient, relay.client.traffic)
-      addTraffic(stats.fromBackend, relay.backend.traffic)
-      stats.dropped += relay.dropped
-    }
+    const byBackend: Record<string, BackendStats> = {}
+    for (const [id, ended] of this.ended) addStats(byBackend[id] = emptyStats(), ended)
+    for (const [relay, { backendId }] of this.relays) addStats(byBackend[backendId], liveStats(relay))
+    const stats: GatewayStats = { ...emptyStats(), rejected: { ...this.rejected }, byBackend }
+    for (const backend of Object.values(byBackend)) addStats(stats, backend)
+    if (this.messageStats !== undefined) stats.messages = structuredClone(this.messageStats)
     return stats
   }
 
@@ -154,16 +178,11 @@ export class Registry {
 
 /** Adds up the stats of several registrations. */
 export function sumStats (byPath: Record<string, GatewayStats>): WsGatewayStats {
-  const sum: WsGatewayStats = { open: 0, total: 0, rejected: {}, fromClient: { frames: 0, bytes: 0 }, fromBackend: { frames: 0, bytes: 0 }, dropped: 0, engines: { passthrough: 0, ws: 0 }, byPath }
+  const sum: WsGatewayStats = { ...emptyStats(), rejected: {}, byBackend: {}, byPath }
   for (const stats of Object.values(byPath)) {
-    sum.open += stats.open
-    sum.total += stats.total
+    addStats(sum, stats)
     for (const [code, count] of Object.entries(stats.rejected)) sum.rejected[code] = (sum.rejected[code] ?? 0) + count
-    addTraffic(sum.fromClient, stats.fromClient)
-    addTraffic(sum.fromBackend, stats.fromBackend)
-    sum.dropped += stats.dropped
-    sum.engines.passthrough += stats.engines.passthrough
-    sum.engines.ws += stats.engines.ws
+    for (const [id, backend] of Object.entries(stats.byBackend)) addStats(sum.byBackend[id] ??= emptyStats(), backend)
     if (stats.messages !== undefined) {
       sum.messages ??= emptyMessageStats()
       addMessageStats(sum.messages, stats.messages)

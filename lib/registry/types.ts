@@ -109,4 +109,6 @@ export interface ClusterStats {
   remoteSends: number
   /** Inbox entries this node handled. */
   inboxHandled: number
+  /** Milliseconds between the last handled inbox entry's append and its handling (Redis's clock); 0 before any. */
+  inboxLagMs: number
 }

@@ -13,6 +13,8 @@ export class RelayConnection implements Connection {
   lastActiveAt = this.openedAt
   /** Client messages, pings and pongs dropped by the rate limit (`onExceeded: 'drop'`). */
   dropped = 0
+  /** Why the gateway closed it on its own (`end`, idle timer), if it did. */
+  policy: string | undefined
   readonly rateLimiter: RateLimiter | undefined
   readonly engine: Engine
   private readonly idleTimer: NodeJS.Timeout | undefined
@@ -23,7 +25,10 @@ export class RelayConnection implements Connection {
   constructor (readonly settings: RelaySettings, startEngine: (connection: RelayConnection) => Engine) {
     if (settings.rateLimit !== false) this.rateLimiter = new RateLimiter(settings.rateLimit)
     if (settings.idleTimeout > 0) {
-      this.idleTimer = setTimeout(() => this.closeBoth(CloseCode.GOING_AWAY, 'idle timeout', CloseCode.GOING_AWAY, 'idle timeout'), settings.idleTimeout).unref()
+      this.idleTimer = setTimeout(() => {
+        this.policy ??= 'idle timeout'
+        this.closeBoth(CloseCode.GOING_AWAY, 'idle timeout', CloseCode.GOING_AWAY, 'idle timeout')
+      }, settings.idleTimeout).unref()
     }
     this.engine = startEngine(this)
   }
@@ -71,6 +76,7 @@ export class RelayConnection implements Connection {
 
   /** Closes the client with this code and reason (a policy decision) and the backend with 1001. */
   end (code: number, reason: string): void {
+    this.policy ??= reason
     this.closeBoth(code, reason, CloseCode.GOING_AWAY, 'going away')
   }
 

@@ -31,6 +31,8 @@ export interface Connection {
   readonly engineName: EngineName
   /** Client messages, pings and pongs dropped by the rate limit (`onExceeded: 'drop'`). */
   readonly dropped: number
+  /** Why the gateway closed it on its own (`'rate limit'`, `'slow consumer'`, `'idle timeout'`, `'token expired'`), if it did. */
+  readonly policy: string | undefined
   /** Closes the client with this code and reason (a policy decision) and the backend with 1001. */
   end: (code: number, reason: string) => void
   /** Graceful close from the gateway's side: the client leg first, the backend leg after it. */

@@ -28,9 +28,9 @@ function forwardedQuery (query: string, own: Set<string>): string {
   return query.split('&').filter((pair) => !own.has(decodedName(pair))).join('&')
 }
 
-/** The backend URL with the client's query string (less the gateway's parameters) appended. */
-export function upstreamUrl (request: FastifyRequest, backend: ResolvedBackend, opts: ResolvedOptions): URL {
-  const url = new URL(backend.url)
+/** The endpoint's URL with the client's query string (less the gateway's parameters) appended. */
+export function upstreamUrl (request: FastifyRequest, endpointUrl: URL, opts: ResolvedOptions): URL {
+  const url = new URL(endpointUrl)
   const queryAt = request.url.indexOf('?')
   const query = queryAt === -1 ? '' : forwardedQuery(request.url.slice(queryAt + 1), ownParameters(opts))
   if (query !== '') url.search = url.search === '' ? query : `${url.search.slice(1)}&${query}`
