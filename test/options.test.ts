@@ -44,7 +44,7 @@ t.test('every bad option is refused with a message naming it', async (t) => {
     [{ ...valid, highWaterMark: 0 }, /highWaterMark must be an integer >= 1/],
     [{ ...valid, closeTimeout: -5 }, /closeTimeout must be an integer from 100/],
     [{ ...valid, clockTolerance: 'x' }, /clockTolerance must be an integer >= 0/],
-    [{ jwt: { secret: 's' } }, /give backends, resolveBackend or both \(or messages, for message mode\)/],
+    [{ jwt: { secret: 's' } }, /give backends, resolveBackend or both \(or messages, for message mode; or cluster, for backends that announce themselves\)/],
     [{ ...valid, backends: [] }, /backends must be an object mapping IDs to backends/],
     [{ ...valid, backends: { 'bad id': 'ws://h' } }, /backends\["bad id"\]: IDs must match/],
     [{ ...valid, backends: { A: 42 } }, /backends\["A"\] must be a URL string or an object with a url/],
