@@ -56,8 +56,8 @@ class Upstream implements UpstreamHandle {
     this.closing = true
     if (this.socket.readyState !== WebSocket.OPEN) return this.socket.terminate()
     this.socket.resume()
-    if (code === undefined) this.socket.close()
-    else this.socket.close(code, truncateReason(reason))
+    // No code: ws sends a close frame without a status and ignores the reason.
+    this.socket.close(code, truncateReason(reason))
   }
 
   terminate (): void {
