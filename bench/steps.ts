@@ -7,6 +7,7 @@ import { nextMessage } from './children.js'
 import type { Child } from './children.js'
 import { machineCpu, processCpuSeconds, processesCpuSeconds } from './proc.js'
 import type { IdleOpen, Job, JobRequest, JobResult, ReleaseRequest, Target } from './protocol.js'
+import type { ModeId } from './modes.js'
 import type { PeerId, StartedPeer } from './peer-registry.js'
 
 export type StepId = 'tp64' | 'tp1k' | 'tp64k' | 'lat64' | 'lat64k' | 'handshakes' | 'idle'
@@ -80,11 +81,15 @@ export interface StepMeasurement {
   cpu: { relay: number, backend: number, load: number, self: number, others: number }
   /** Mean number of cores busy with processes that are not ours during the window. */
   otherCores: number
+  /** Relay CPU per round trip (throughput) or per handshake. */
   relayUsPerRoundTrip?: number
+  /** The relay's collections inside the window (Node relays of one process only). */
+  relayGc?: { markCompacts: number, markCompactMs: number, scavenges: number, scavengeMs: number }
   idle?: { connections: number, relayKiBBefore: number, relayKiBAfter: number, kiBPerConnection: number, gcForced: boolean }
 }
 
 export interface StepRecord {
+  mode: ModeId
   round: number
   peer: PeerId
   attempts: number
@@ -96,6 +101,7 @@ export interface StepRecord {
 }
 
 export interface BlockRecord {
+  mode: ModeId
   round: number
   peer: PeerId
   error?: string
@@ -151,9 +157,12 @@ async function measureWindow (context: StepContext, job: Exclude<Job, { kind: 'i
   sendJob(context.load, job)
   await started
   const first = sample(context)
+  const gcFirst = context.peer.gcStats?.()
   await ended
   const last = sample(context)
+  const gcLast = context.peer.gcStats?.()
   const outcome = await result
+  const [gc0, gc1] = [await gcFirst, await gcLast]
   const { cpu, otherCores } = cpuBetween(first, last)
   const measurement: StepMeasurement = {
     step: 'tp64',
@@ -167,8 +176,16 @@ async function measureWindow (context: StepContext, job: Exclude<Job, { kind: 'i
     cpu,
     otherCores
   }
-  if (job.kind === 'throughput' && outcome.count > 0 && context.peer.relayPids().length > 0) {
+  if (job.kind !== 'latency' && outcome.count > 0 && context.peer.relayPids().length > 0) {
     measurement.relayUsPerRoundTrip = (cpu.relay * 1e6) / outcome.count
+  }
+  if (gc0 !== undefined && gc1 !== undefined) {
+    measurement.relayGc = {
+      markCompacts: gc1.markCompacts - gc0.markCompacts,
+      markCompactMs: gc1.markCompactMs - gc0.markCompactMs,
+      scavenges: gc1.scavenges - gc0.scavenges,
+      scavengeMs: gc1.scavengeMs - gc0.scavengeMs
+    }
   }
   return measurement
 }
