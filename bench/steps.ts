@@ -62,6 +62,8 @@ export interface Sample {
   at: number
   machineBusy: number
   relay: number
+  /** The relay's first process alone: the node:cluster primary, the nginx master. */
+  relayMain: number
   backend: number
   load: number
   self: number
@@ -78,7 +80,7 @@ export interface StepMeasurement {
   errors: number
   firstError?: string
   /** CPU seconds used inside the measured window. */
-  cpu: { relay: number, backend: number, load: number, self: number, others: number }
+  cpu: { relay: number, relayMain: number, backend: number, load: number, self: number, others: number }
   /** Mean number of cores busy with processes that are not ours during the window. */
   otherCores: number
   /** Relay CPU per round trip (throughput) or per handshake. */
@@ -121,6 +123,7 @@ function sample (context: StepContext): Sample {
     at: performance.now(),
     machineBusy: machineCpu().busy,
     relay: processesCpuSeconds(context.peer.relayPids()),
+    relayMain: processesCpuSeconds(context.peer.relayPids().slice(0, 1)),
     backend: processCpuSeconds(context.backend.pid),
     load: processCpuSeconds(context.load.pid),
     self: (self.user + self.system) / 1e6
@@ -135,7 +138,7 @@ function cpuBetween (start: Sample, end: Sample): { cpu: StepMeasurement['cpu'],
   const self = end.self - start.self
   const others = Math.max(0, end.machineBusy - start.machineBusy - relay - backend - load - self)
   const seconds = Math.max(0.001, (end.at - start.at) / 1000)
-  return { cpu: { relay, backend, load, self, others }, otherCores: others / seconds }
+  return { cpu: { relay, relayMain: end.relayMain - start.relayMain, backend, load, self, others }, otherCores: others / seconds }
 }
 
 function sendJob (load: Child, job: Job): void {

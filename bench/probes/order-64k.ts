@@ -2,7 +2,7 @@
  * The experiment behind bench/README.md "Method: what changed the 64 KiB figures": the same peer's
  * 64 KiB throughput step under variants that differ in one thing only, alternating in one run.
  *
- *   node --import tsx bench/probes/order-64k.ts [--peers minimal,gateway] [--rounds 2] [--variants P,F,R,L,I,S]
+ *   node --import tsx bench/probes/order-64k.ts [--peers minimal,gateway] [--rounds 2] [--variants F,P,R,L,I,S,G,W,B]
  *
  * P  as `npm run bench` did: idle (2,000 conns) → 64 B → 1 KiB → 64 KiB, all three processes carried
  * F  fresh backend, relay and load generator: 64 KiB only
@@ -25,13 +25,12 @@ import type { Paths, StartedPeer } from '../peer-registry.js'
 import { FULL_TIMING, STEPS, runStep } from '../steps.js'
 import type { StepContext, StepId } from '../steps.js'
 
-const { values } = parseArgs({ options: { peers: { type: 'string', default: 'minimal,gateway' }, rounds: { type: 'string', default: '2' }, variants: { type: 'string', default: 'P,F,R,L' } } })
+const { values } = parseArgs({ options: { peers: { type: 'string', default: 'minimal,gateway' }, rounds: { type: 'string', default: '2' }, variants: { type: 'string', default: 'F,P,R,L,I,S,G,W,B' } } })
 const bench = resolve(__dirname, '..')
 const paths: Paths = { root: resolve(bench, '..'), bench, distEntry: join(bench, '..', 'dist', 'index.js') }
 const secret = randomSecret()
 const headers = { authorization: `Bearer ${signHs256(secret, 'probe', 3600)}`, id: 'Backend_BENCH' }
 const step = (id: StepId) => STEPS.find((s) => s.id === id) as (typeof STEPS)[number]
-
 
 async function variant (peerId: string, name: string): Promise<string> {
   const peer = PEERS.find((p) => p.id === peerId)
