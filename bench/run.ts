@@ -1,10 +1,11 @@
 /**
  * The benchmark orchestrator: `node --import tsx bench/run.ts [--quick]`.
  *
- * For each round it starts, per peer, a fresh ws echo backend, the peer's relay and a load
- * generator (each its own process), runs every step of steps.ts, stops the three by PID, then
- * moves to the next peer; the peer order is reversed every other round so that drift on a
- * shared machine does not always favour the same peer. A step during which other processes kept
+ * It runs every peer in each mode of modes.ts: `isolated` starts a fresh ws echo backend, the
+ * peer's relay and a load generator (each its own process) for every step of steps.ts and stops
+ * them by PID after it; `long-lived` starts them once per peer and keeps them for every step and
+ * round of the mode. The peer order is reversed every other round so that drift on a shared
+ * machine does not always favour the same peer. A step during which other processes kept
  * the CPU busy is repeated a bounded number of times. Results go to stdout (markdown), stderr
  * (progress) and bench/results/ (JSON + markdown).
  */
@@ -41,7 +42,7 @@ interface Options {
 }
 
 const USAGE = `usage: node --import tsx bench/run.ts [options]
-  --quick              1 round, short windows, 200 idle connections (about a minute)
+  --quick              1 round per mode, short windows, 200 idle connections (1–2 minutes)
   --rounds N           rounds of all peers per mode, order alternating (default 2)
   --modes a,b          ${MODES.map((mode) => mode.id).join(',')} (default both, in this order)
   --steps a,b          steps to run (default all: ${STEPS.map((step) => step.id).join(',')})
@@ -162,14 +163,15 @@ async function runMode (state: RunState, mode: ModeDef): Promise<void> {
       const order = round % 2 === 0 ? state.active : [...state.active].reverse()
       progress(`${mode.id} round ${round + 1}/${state.options.rounds}: ${order.map((peer) => peer.id).join(' → ')}`)
       for (const peer of order) {
-        const block: BlockRecord = { mode: mode.id, round, peer: peer.id }
+        const at = { mode: mode.id, round, peer: peer.id }
+        const block: BlockRecord = { ...at }
         state.blocks.push(block)
         try {
           for (const step of steps) {
             if (mode.id === 'isolated') {
               const servers = await startServers(peer, state)
               try {
-                await measureStep(state, block, step, servers.context)
+                await measureStep(state, at, step, servers.context)
               } finally {
                 await stopServers(servers)
               }
@@ -179,7 +181,7 @@ async function runMode (state: RunState, mode: ModeDef): Promise<void> {
                 servers = await startServers(peer, state)
                 kept.set(peer.id, servers)
               }
-              await measureStep(state, block, step, servers.context)
+              await measureStep(state, at, step, servers.context)
             }
           }
         } catch (error) {
