@@ -6,7 +6,7 @@ import { fork, spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { once } from 'node:events'
 import { childPids } from './proc.js'
-import type { GcRequest, MemoryMessage, ReadyMessage } from './protocol.js'
+import type { GcRequest, GcStatsMessage, GcStatsRequest, MemoryMessage, ReadyMessage } from './protocol.js'
 
 export interface Child {
   name: string
@@ -31,10 +31,11 @@ function track (name: string, child: ChildProcess): Child {
   return entry
 }
 
-/** Start a TypeScript file as a Node child with IPC, through the tsx loader. */
-export function forkTs (name: string, file: string, args: string[], cwd: string, nodeFlags: string[] = []): Child {
+/** Start a TypeScript file as a Node child with IPC, through the tsx loader; `env` adds to ours. */
+export function forkTs (name: string, file: string, args: string[], cwd: string, nodeFlags: string[] = [], env: Record<string, string> = {}): Child {
   const child = fork(file, args, {
     cwd,
+    env: { ...process.env, ...env },
     execArgv: ['--import', 'tsx', ...nodeFlags],
     stdio: ['ignore', 'inherit', 'pipe', 'ipc']
   })
@@ -82,6 +83,13 @@ export async function waitReady (child: Child, timeoutMs = 20_000): Promise<numb
 export async function requestGc (child: Child, timeoutMs = 10_000): Promise<MemoryMessage> {
   const reply = nextMessage<MemoryMessage>(child, 'memory', timeoutMs)
   child.process.send({ type: 'gc' } satisfies GcRequest)
+  return await reply
+}
+
+/** Ask a Node server child started with BENCH_GC_STATS=1 for its collections so far. */
+export async function requestGcStats (child: Child, timeoutMs = 10_000): Promise<GcStatsMessage> {
+  const reply = nextMessage<GcStatsMessage>(child, 'gc-stats', timeoutMs)
+  child.process.send({ type: 'gc-stats' } satisfies GcStatsRequest)
   return await reply
 }
 

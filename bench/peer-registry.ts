@@ -6,12 +6,13 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { connect } from 'node:net'
 import { join } from 'node:path'
-import { forkTs, requestGc, spawnProgram, stop, waitReady } from './children.js'
+import { forkTs, requestGc, requestGcStats, spawnProgram, stop, waitReady } from './children.js'
 import type { Child } from './children.js'
+import type { GcStatsMessage } from './protocol.js'
 import { childPids, processRssKiB } from './proc.js'
 import { freePort, nginxArgs, nginxVersion } from './peers/nginx.js'
 
-export type PeerId = 'A' | 'gateway' | 'gateway-ws' | 'minimal' | 'http-proxy' | 'nginx' | 'tunnel'
+export type PeerId = 'A' | 'gateway' | 'gateway-ws' | 'gateway-1w' | 'gateway-2w' | 'minimal' | 'http-proxy' | 'nginx' | 'tunnel'
 
 export interface Paths {
   root: string
@@ -28,6 +29,8 @@ export interface StartedPeer {
   memoryKiB: () => Promise<number>
   /** Whether memoryKiB could force a GC first. */
   gcForced: boolean
+  /** The relay's collections so far, for a Node relay of one process (undefined otherwise). */
+  gcStats?: () => Promise<GcStatsMessage>
   stop: () => Promise<void>
 }
 
@@ -43,9 +46,13 @@ async function memoryOf (child: Child): Promise<number> {
   return (await requestGc(child)).rssKiB
 }
 
-/** A Node relay child: started with --expose-gc, announces its port over IPC. */
+/**
+ * A Node relay child: started with --expose-gc (for the idle step's RSS reading) and with its
+ * collections counted (BENCH_GC_STATS=1: which GC regime a throughput window ran in), announces
+ * its port over IPC.
+ */
 async function startNodePeer (name: string, file: string, args: string[], paths: Paths): Promise<StartedPeer> {
-  const relay = forkTs(name, join(paths.bench, 'peers', file), args, paths.root, ['--expose-gc'])
+  const relay = forkTs(name, join(paths.bench, 'peers', file), args, paths.root, ['--expose-gc'], { BENCH_GC_STATS: '1' })
   try {
     const port = await waitReady(relay)
     return {
@@ -53,6 +60,7 @@ async function startNodePeer (name: string, file: string, args: string[], paths:
       relayPids: () => [relay.pid],
       memoryKiB: async () => await memoryOf(relay),
       gcForced: true,
+      gcStats: async () => await requestGcStats(relay),
       stop: async () => await stop(relay)
     }
   } catch (error) {
@@ -152,8 +160,42 @@ export const PEERS: readonly PeerDef[] = [
   }
 ]
 
+/**
+ * The gateway on `workers` node:cluster workers (peers/gateway-workers.ts). Its relay is the
+ * primary (which accepts and hands out connections) and the workers; RSS is theirs summed, with
+ * no GC forced.
+ */
+function workersPeer (id: PeerId, workers: number): PeerDef {
+  return {
+    id,
+    label: `gateway, ${workers} cluster worker${workers === 1 ? '' : 's'}`,
+    skipReason: (paths) => gatewayPeer(id, '', {}).skipReason(paths),
+    start: async (paths, _backend, backendPort, secret) => {
+      const args = [String(workers), paths.distEntry, `ws://127.0.0.1:${backendPort}`, secret]
+      const primary = forkTs(id, join(paths.bench, 'peers', 'gateway-workers.ts'), args, paths.root)
+      try {
+        const port = await waitReady(primary)
+        const pids = (): number[] => [primary.pid, ...childPids(primary.pid)]
+        return {
+          url: `ws://127.0.0.1:${port}/ws`,
+          relayPids: pids,
+          memoryKiB: async () => pids().reduce((sum, pid) => sum + processRssKiB(pid), 0),
+          gcForced: false,
+          stop: async () => await stop(primary)
+        }
+      } catch (error) {
+        await stop(primary)
+        throw error
+      }
+    }
+  }
+}
+
 /** Peers run only when named with --peers. */
 export const OPTIONAL_PEERS: readonly PeerDef[] = [
   // The gateway's ws message engine instead of its default frame passthrough.
-  gatewayPeer('gateway-ws', 'gateway, engine ws', { engine: 'ws' })
+  gatewayPeer('gateway-ws', 'gateway, engine ws', { engine: 'ws' }),
+  // Many cores (issue 16 §3): `npm run bench:cores`.
+  workersPeer('gateway-1w', 1),
+  workersPeer('gateway-2w', 2)
 ]

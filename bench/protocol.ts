@@ -21,6 +21,24 @@ export interface MemoryMessage {
   rssKiB: number
 }
 
+/** Parent → Node server child started with BENCH_GC_STATS=1: answer with GcStatsMessage. */
+export interface GcStatsRequest {
+  type: 'gc-stats'
+}
+
+/** Collections since the child started (counts and milliseconds), heap and RSS now. */
+export interface GcStatsMessage {
+  type: 'gc-stats'
+  scavenges: number
+  scavengeMs: number
+  markCompacts: number
+  markCompactMs: number
+  heapUsedKiB: number
+  /** V8's young generation (both semi-spaces), which it grows after busy scavenges. */
+  newSpaceKiB: number
+  rssKiB: number
+}
+
 /** What the load generator connects to and how it authenticates. */
 export interface Target {
   url: string

@@ -6,11 +6,13 @@ import { machineMarkdown } from './machine.js'
 import type { MachineInfo } from './machine.js'
 import type { RunMeta } from './orchestrator.js'
 import type { PeerId } from './peer-registry.js'
+import type { ModeDef } from './modes.js'
 import type { BlockRecord, StepId, StepMeasurement, StepRecord, Timing } from './steps.js'
+import { evaluateTargets, targetsMarkdown } from './targets.js'
 
 export type FigureId =
-  | 'tp64' | 'tp1k' | 'tp64k' | 'cpu64' | 'cpu1k' | 'cpu64k'
-  | 'lat64p50' | 'lat64p99' | 'lat64kp50' | 'lat64kp99' | 'handshakes' | 'idleKiB'
+  | 'tp64' | 'tp1k' | 'tp64k' | 'cpu64' | 'cpu1k' | 'cpu64k' | 'gc64k'
+  | 'lat64p50' | 'lat64p99' | 'lat64kp50' | 'lat64kp99' | 'handshakes' | 'cpuHandshake' | 'idleKiB'
 
 interface FigureDef {
   id: FigureId
@@ -32,11 +34,19 @@ export const FIGURES: readonly FigureDef[] = [
   { id: 'cpu64', label: 'relay CPU µs per round trip, 64 B', step: 'tp64', value: (m) => m.relayUsPerRoundTrip, format: fixed(1) },
   { id: 'cpu1k', label: 'relay CPU µs per round trip, 1 KiB', step: 'tp1k', value: (m) => m.relayUsPerRoundTrip, format: fixed(1) },
   { id: 'cpu64k', label: 'relay CPU µs per round trip, 64 KiB', step: 'tp64k', value: (m) => m.relayUsPerRoundTrip, format: fixed(0) },
+  {
+    id: 'gc64k',
+    label: 'relay full GCs (mark-compact) per s, 64 KiB',
+    step: 'tp64k',
+    value: (m) => m.relayGc === undefined ? undefined : m.relayGc.markCompacts / m.seconds,
+    format: fixed(1)
+  },
   { id: 'lat64p50', label: 'low-load p50 ms, 64 B', step: 'lat64', value: (m) => m.p50Ms, format: fixed(2) },
   { id: 'lat64p99', label: 'low-load p99 ms, 64 B', step: 'lat64', value: (m) => m.p99Ms, format: fixed(2) },
   { id: 'lat64kp50', label: 'low-load p50 ms, 64 KiB', step: 'lat64k', value: (m) => m.p50Ms, format: fixed(2) },
   { id: 'lat64kp99', label: 'low-load p99 ms, 64 KiB', step: 'lat64k', value: (m) => m.p99Ms, format: fixed(2) },
   { id: 'handshakes', label: 'handshakes/s (16 open→close loops)', step: 'handshakes', value: (m) => m.rate, format: rate },
+  { id: 'cpuHandshake', label: 'relay CPU µs per handshake', step: 'handshakes', value: (m) => m.relayUsPerRoundTrip, format: fixed(0) },
   { id: 'idleKiB', label: 'KiB RSS per idle proxied connection', step: 'idle', value: (m) => m.idle?.kiBPerConnection, format: fixed(1) }
 ]
 
@@ -144,6 +154,7 @@ export interface ResultsInput {
   title: string
   machine: MachineInfo
   rounds: number
+  modes: readonly ModeDef[]
   timing: Timing
   peers: readonly PeerColumn[]
   skipped: ReadonlyArray<{ peer: PeerId, reason: string }>
@@ -153,18 +164,24 @@ export interface ResultsInput {
   meta: RunMeta
 }
 
-/** The markdown report and the JSON document (summary plus every raw attempt kept). */
+/** The markdown report and the JSON document (per mode: summary and targets; plus every raw attempt kept). */
 export function renderResults (input: ResultsInput): { markdown: string, json: string } {
-  const summary = summarise(input.records)
   const { timing } = input
+  const modes = input.modes.map((mode) => {
+    const summary = summarise(input.records.filter((record) => record.mode === mode.id))
+    return { mode, summary, targets: evaluateTargets(summary) }
+  })
   const markdown = [
     input.title,
     '',
     machineMarkdown(input.machine),
-    `- ${input.rounds} round(s), fresh processes per peer, order alternating; ${timing.warmupMs} ms warm-up + ` +
+    `- ${input.rounds} round(s) per mode, order alternating; ${timing.warmupMs} ms warm-up + ` +
       `${timing.measureMs} ms measured; ${timing.idleConnections} idle connections`,
     '',
-    markdownTables(summary, input.peers),
+    ...modes.flatMap(({ mode, summary }) => [`## Mode ${mode.label}`, '', markdownTables(summary, input.peers)]),
+    '## Issue 16 §2 targets, per mode',
+    '',
+    targetsMarkdown(modes.map(({ mode, targets }) => ({ mode: mode.id, results: targets }))),
     input.skipped.length > 0
       ? `Skipped: ${input.skipped.map((s) => `${s.peer} (${s.reason.split('\n')[0] ?? ''})`).join('; ')}\n`
       : '',
@@ -178,7 +195,7 @@ export function renderResults (input: ResultsInput): { markdown: string, json: s
     machine: input.machine,
     skipped: input.skipped,
     figures: FIGURES.map((figure) => ({ id: figure.id, label: figure.label })),
-    summary,
+    modes: Object.fromEntries(modes.map(({ mode, summary, targets }) => [mode.id, { label: mode.label, order: mode.order, summary, targets }])),
     blocks: input.blocks,
     steps: input.records,
     notes: input.notes

@@ -7,6 +7,7 @@ import { nextMessage } from './children.js'
 import type { Child } from './children.js'
 import { machineCpu, processCpuSeconds, processesCpuSeconds } from './proc.js'
 import type { IdleOpen, Job, JobRequest, JobResult, ReleaseRequest, Target } from './protocol.js'
+import type { ModeId } from './modes.js'
 import type { PeerId, StartedPeer } from './peer-registry.js'
 
 export type StepId = 'tp64' | 'tp1k' | 'tp64k' | 'lat64' | 'lat64k' | 'handshakes' | 'idle'
@@ -61,6 +62,8 @@ export interface Sample {
   at: number
   machineBusy: number
   relay: number
+  /** The relay's first process alone: the node:cluster primary, the nginx master. */
+  relayMain: number
   backend: number
   load: number
   self: number
@@ -77,14 +80,18 @@ export interface StepMeasurement {
   errors: number
   firstError?: string
   /** CPU seconds used inside the measured window. */
-  cpu: { relay: number, backend: number, load: number, self: number, others: number }
+  cpu: { relay: number, relayMain: number, backend: number, load: number, self: number, others: number }
   /** Mean number of cores busy with processes that are not ours during the window. */
   otherCores: number
+  /** Relay CPU per round trip (throughput) or per handshake. */
   relayUsPerRoundTrip?: number
+  /** The relay's collections inside the window (Node relays of one process only). */
+  relayGc?: { markCompacts: number, markCompactMs: number, scavenges: number, scavengeMs: number }
   idle?: { connections: number, relayKiBBefore: number, relayKiBAfter: number, kiBPerConnection: number, gcForced: boolean }
 }
 
 export interface StepRecord {
+  mode: ModeId
   round: number
   peer: PeerId
   attempts: number
@@ -96,6 +103,7 @@ export interface StepRecord {
 }
 
 export interface BlockRecord {
+  mode: ModeId
   round: number
   peer: PeerId
   error?: string
@@ -115,6 +123,7 @@ function sample (context: StepContext): Sample {
     at: performance.now(),
     machineBusy: machineCpu().busy,
     relay: processesCpuSeconds(context.peer.relayPids()),
+    relayMain: processesCpuSeconds(context.peer.relayPids().slice(0, 1)),
     backend: processCpuSeconds(context.backend.pid),
     load: processCpuSeconds(context.load.pid),
     self: (self.user + self.system) / 1e6
@@ -129,7 +138,7 @@ function cpuBetween (start: Sample, end: Sample): { cpu: StepMeasurement['cpu'],
   const self = end.self - start.self
   const others = Math.max(0, end.machineBusy - start.machineBusy - relay - backend - load - self)
   const seconds = Math.max(0.001, (end.at - start.at) / 1000)
-  return { cpu: { relay, backend, load, self, others }, otherCores: others / seconds }
+  return { cpu: { relay, relayMain: end.relayMain - start.relayMain, backend, load, self, others }, otherCores: others / seconds }
 }
 
 function sendJob (load: Child, job: Job): void {
@@ -151,9 +160,12 @@ async function measureWindow (context: StepContext, job: Exclude<Job, { kind: 'i
   sendJob(context.load, job)
   await started
   const first = sample(context)
+  const gcFirst = context.peer.gcStats?.()
   await ended
   const last = sample(context)
+  const gcLast = context.peer.gcStats?.()
   const outcome = await result
+  const [gc0, gc1] = [await gcFirst, await gcLast]
   const { cpu, otherCores } = cpuBetween(first, last)
   const measurement: StepMeasurement = {
     step: 'tp64',
@@ -167,8 +179,16 @@ async function measureWindow (context: StepContext, job: Exclude<Job, { kind: 'i
     cpu,
     otherCores
   }
-  if (job.kind === 'throughput' && outcome.count > 0 && context.peer.relayPids().length > 0) {
+  if (job.kind !== 'latency' && outcome.count > 0 && context.peer.relayPids().length > 0) {
     measurement.relayUsPerRoundTrip = (cpu.relay * 1e6) / outcome.count
+  }
+  if (gc0 !== undefined && gc1 !== undefined) {
+    measurement.relayGc = {
+      markCompacts: gc1.markCompacts - gc0.markCompacts,
+      markCompactMs: gc1.markCompactMs - gc0.markCompactMs,
+      scavenges: gc1.scavenges - gc0.scavenges,
+      scavengeMs: gc1.scavengeMs - gc0.scavengeMs
+    }
   }
   return measurement
 }
