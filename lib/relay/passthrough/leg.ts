@@ -67,6 +67,14 @@ export class FrameLeg implements LegState {
   // The writer's: back-pressure, and control frames waiting for a frame boundary.
   /** This leg is not being read: the other one is over its `highWaterMark`. */
   paused = false
+  /**
+   * This leg's socket reads into one buffer it reuses (`net.connect({ onread })`): the chunks it
+   * hands the reader are only lent until the next read, so the writer copies what it cannot have
+   * written at once (see `FrameWriter#forward`). Set by whoever opened the socket that way.
+   */
+  borrows = false
+  /** A write of bytes lent by this leg is still in flight: this leg is not read until it ends. */
+  lent = false
   /** Control frames waiting for the frame being written to this leg to end. */
   pending: Buffer[] | undefined
   /** Messages of the gateway's own (the registry API's) waiting for the message being written to this leg to end. */

@@ -11,7 +11,29 @@ export class FrameWriter {
 
   /** Forwards `chunk[from, end)` to `to`; pauses the sender when `to` is backed up. */
   forward (to: FrameLeg, chunk: Buffer, from: number, end: number): void {
-    this.write(to, from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end))
+    const bytes = from === 0 && end === chunk.length ? chunk : chunk.subarray(from, end)
+    if (to.other.borrows) this.writeLent(to, bytes)
+    else this.write(to, bytes)
+  }
+
+  /**
+   * Writes bytes lent by the other leg's reused read buffer. Behind bytes already queued they
+   * would wait, so they are copied; otherwise they are written as they are, and when the kernel
+   * did not take them all at once (the socket then still holds them: `writableLength`), the
+   * lender is not read — its buffer not overwritten — until they are written.
+   */
+  private writeLent (to: FrameLeg, bytes: Buffer): void {
+    const socket = to.socket
+    if (socket.writableLength > 0) return this.write(to, Buffer.from(bytes))
+    this.write(to, bytes)
+    if (socket.writableLength === 0) return
+    const lender = to.other
+    lender.lent = true
+    lender.socket.pause()
+    socket.write(EMPTY, () => {
+      lender.lent = false
+      if (!lender.paused) lender.socket.resume()
+    })
   }
 
   write (to: FrameLeg, bytes: Buffer): void {
@@ -41,7 +63,7 @@ export class FrameWriter {
     if (!other.paused) return
     other.paused = false
     if (!other.fromClient) this.connection.clientCaughtUp()
-    other.socket.resume()
+    if (!other.lent) other.socket.resume()
   }
 
   /**
