@@ -255,7 +255,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
       : startRelay(opts.engine, client, backendLeg as WebSocket, settings)
     const untrack = track(request, connection, id, backendId)
     metrics?.accepted(backendId, handshake.seconds)
-    log.info({ connectionId: id, backendId, sub, protocol: upstream.protocol, engine: connection.engineName }, 'ws gateway connection open')
+    log.info({ connectionId: id, backendId, sub, protocol: upstream.protocol, engine: connection.engineName, upgradedBy: 'head' in client ? 'gateway' : 'ws' }, 'ws gateway connection open')
   }
 
   function messages (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {

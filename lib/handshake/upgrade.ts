@@ -25,9 +25,11 @@ const PROTOCOL_LIST = new RegExp(`^${TOKEN}(?:[ \\t]*,[ \\t]*${TOKEN})*$`)
  * upgrade goes through ws, which is given them).
  */
 function upgradeHead (raw: IncomingMessage): Buffer | undefined {
-  const symbol = Object.getOwnPropertySymbols(raw).find((s) => s.description === 'ws-head')
-  const head = symbol === undefined ? undefined : (raw as unknown as Record<symbol, unknown>)[symbol]
-  return Buffer.isBuffer(head) ? head : undefined
+  for (const symbol of Object.getOwnPropertySymbols(raw)) {
+    const value = (raw as unknown as Record<symbol, unknown>)[symbol]
+    if (symbol.description === 'ws-head' && Buffer.isBuffer(value)) return value
+  }
+  return undefined
 }
 
 /** Whether ws would complete this upgrade without changing it: no extension, no hook of the app's, a protocol list it parses. */
@@ -69,7 +71,7 @@ export function writeUpgrade (wss: WebSocketServer, request: FastifyRequest, soc
     `Sec-WebSocket-Accept: ${acceptFor(request.headers['sec-websocket-key'] as string)}`
   ]
   const protocol = raw[kProtocol]
-  if (typeof protocol === 'string' && protocol !== '') headers.push(`Sec-WebSocket-Protocol: ${protocol}`)
+  if (typeof protocol === 'string') headers.push(`Sec-WebSocket-Protocol: ${protocol}`)
   wss.emit('headers', headers, raw)
   socket.write(headers.concat('\r\n').join('\r\n'))
   return true

@@ -43,11 +43,8 @@ export class AnswerReader {
     const from = Math.max(0, this.buffered.length - END.length + 1)
     this.buffered = Buffer.concat([this.buffered, chunk])
     const end = this.buffered.indexOf(END, from)
-    if (end === -1) {
-      if (this.buffered.length > MAX_ANSWER_HEAD) throw new InvalidAnswer('answer head too long')
-      return undefined
-    }
-    if (end > MAX_ANSWER_HEAD) throw new InvalidAnswer('answer head too long')
+    if ((end === -1 ? this.buffered.length : end) > MAX_ANSWER_HEAD) throw new InvalidAnswer('answer head too long')
+    if (end === -1) return undefined
     const answer = parseHead(this.buffered.toString('latin1', 0, end), Buffer.from(this.buffered.subarray(end + END.length)))
     this.buffered = Buffer.alloc(0)
     return answer
