@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type { EventEmitter } from 'node:events'
 import type { LookupFunction } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type WebSocket from 'ws'
@@ -39,14 +40,13 @@ export interface Attempt {
   readonly onDiscard: () => void
 }
 
-/** What an opening connection is asked for by `awaitOpen`. */
+/** A connection being opened (a WebSocket or a socket), as `awaitOpen` watches it. */
 export interface Opening {
-  /** Starts listening: `settle` is called once, with nothing once open or the error to answer. */
-  listen: (settle: (err?: Error) => void) => void
-  /** Takes the listeners `listen` put off; errors from now on are ignored until the relay adopts it. */
-  unlisten: () => void
+  readonly emitter: EventEmitter
+  /** Its listeners until it opens or fails: they call `settle`. Its 'error' is taken care of (502). */
+  readonly listeners: ReadonlyArray<readonly [event: string, listener: (...args: any[]) => void]>
   /** Ends the connection at once (the attempt failed, or the client left). */
-  terminate: () => void
+  readonly terminate: () => void
 }
 
 /** The request an attempt sends, whichever way it is opened. */
@@ -81,13 +81,15 @@ export function refusal (log: FastifyBaseLogger, status: number): Error {
 }
 
 /**
- * Waits for `opening` to open within the attempt's timeout while the client stays; on failure it
- * is terminated. Returns what the relay's adoption calls: from then on the client leaving no
- * longer terminates it (the relay sees to both).
+ * Starts an attempt's connection (`open`, given how to settle it) and waits for it to open within
+ * the attempt's timeout while the client stays: an 'error' before then is an unreachable backend
+ * (502), and on any failure the connection is terminated. Resolves with what the relay's adoption
+ * calls: from then on neither the client leaving nor an error is handled here any more (errors in
+ * between are ignored, or one would crash the process).
  */
-export async function awaitOpen (attempt: Attempt, log: FastifyBaseLogger, opening: Opening): Promise<() => void> {
+export async function awaitOpen (attempt: Attempt, log: FastifyBaseLogger, open: (settle: (err?: Error) => void) => Opening): Promise<() => void> {
   const { client } = attempt
-  // Node's HTTP server allows half-open sockets, so a client that leaves shows as 'end' first.
+  let opening!: Opening
   const discard = (): void => {
     opening.terminate()
     attempt.onDiscard()
@@ -96,8 +98,6 @@ export async function awaitOpen (attempt: Attempt, log: FastifyBaseLogger, openi
     client.removeListener('end', discard)
     client.removeListener('close', discard)
   }
-  client.once('end', discard)
-  client.once('close', discard)
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
       log.warn('ws gateway backend did not answer in time')
@@ -107,7 +107,10 @@ export async function awaitOpen (attempt: Attempt, log: FastifyBaseLogger, openi
       clearTimeout(timer)
       client.removeListener('end', onClientGone)
       client.removeListener('close', onClientGone)
-      opening.unlisten()
+      const { emitter, listeners } = opening
+      for (const [event, listener] of listeners) emitter.removeListener(event, listener)
+      emitter.removeListener('error', onError)
+      emitter.on('error', ignore)
       if (err === undefined) return resolve()
       adopted()
       discard()
@@ -116,11 +119,24 @@ export async function awaitOpen (attempt: Attempt, log: FastifyBaseLogger, openi
     function onClientGone (): void {
       settle(new ClientGoneError())
     }
+    function onError (err: Error): void {
+      log.warn({ err }, 'ws gateway backend unreachable')
+      settle(new BadGatewayError())
+    }
+    opening = open(settle)
+    // Node's HTTP server allows half-open sockets, so a client that leaves shows as 'end' first.
+    client.once('end', discard)
+    client.once('close', discard)
     client.once('end', onClientGone)
     client.once('close', onClientGone)
-    opening.listen(settle)
+    for (const [event, listener] of opening.listeners) opening.emitter.on(event, listener)
+    opening.emitter.once('error', onError)
   })
-  return adopted
+  const { emitter } = opening
+  return () => {
+    adopted()
+    emitter.removeListener('error', ignore)
+  }
 }
 
-export function ignore (): void {}
+function ignore (): void {}

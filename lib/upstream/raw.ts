@@ -4,7 +4,7 @@ import { connect as tlsConnect } from 'node:tls'
 import { BadGatewayError } from '../errors'
 import type { UpstreamHeaders } from '../options/types'
 import { AnswerReader, checkUpgrade, type InvalidAnswer } from './answer'
-import { awaitOpen, endpointOptions, ignore, refusal, type Attempt, type Upstream, type UpstreamRequest } from './attempt'
+import { awaitOpen, endpointOptions, refusal, type Attempt, type Upstream, type UpstreamRequest } from './attempt'
 
 /** Header names the upgrade request writes itself: others' values for them are left out. */
 const OWN_HEADERS = new Set(['connection', 'upgrade', 'sec-websocket-key', 'sec-websocket-version', 'sec-websocket-extensions'])
@@ -51,57 +51,37 @@ export async function openRaw (attempt: Attempt, { url, headers, log }: Upstream
   let protocol: string | undefined
   let head: Buffer = Buffer.alloc(0)
 
-  let settle: (err?: Error) => void
-  function invalid (err: InvalidAnswer): void {
-    log.warn({ reason: err.message }, 'ws gateway backend answered the upgrade wrongly')
-    settle(new BadGatewayError())
-  }
-  function onData (chunk: Buffer): void {
-    let answer
-    try {
-      answer = reader.feed(chunk)
-      if (answer === undefined) return
-      // Whatever follows waits in the socket for the relay.
-      socket.pause()
-      if (answer.status !== 101) return settle(refusal(log, answer.status))
-      protocol = checkUpgrade(answer, key, attempt.offered)
-    } catch (err) {
-      return invalid(err as InvalidAnswer)
-    }
-    head = answer.rest
-    settle()
-  }
-  function onError (err: Error): void {
-    log.warn({ err }, 'ws gateway backend unreachable')
-    settle(new BadGatewayError())
-  }
-  function onClose (): void {
-    log.warn('ws gateway backend closed the connection before answering')
-    settle(new BadGatewayError())
-  }
-  const adopted = await awaitOpen(attempt, log, {
-    listen (done) {
-      settle = done
-      socket.on('data', onData)
-      socket.once('error', onError)
-      socket.once('close', onClose)
-    },
-    unlisten () {
-      socket.removeListener('data', onData)
-      socket.removeListener('error', onError)
-      socket.removeListener('close', onClose)
-      // Errors after the handshake belong to the relay; until it attaches its own listener they
-      // must still be caught, or one would crash the process.
-      socket.on('error', ignore)
-    },
+  const adopted = await awaitOpen(attempt, log, (settle) => ({
+    emitter: socket,
+    listeners: [
+      ['data', (chunk: Buffer) => {
+        let answer
+        try {
+          answer = reader.feed(chunk)
+          if (answer === undefined) return
+          // Whatever follows waits in the socket for the relay.
+          socket.pause()
+          if (answer.status !== 101) return settle(refusal(log, answer.status))
+          protocol = checkUpgrade(answer, key, attempt.offered)
+        } catch (err) {
+          log.warn({ reason: (err as InvalidAnswer).message }, 'ws gateway backend answered the upgrade wrongly')
+          return settle(new BadGatewayError())
+        }
+        head = answer.rest
+        settle()
+      }],
+      ['close', () => {
+        log.warn('ws gateway backend closed the connection before answering')
+        settle(new BadGatewayError())
+      }]
+    ],
     terminate: () => socket.destroy()
-  })
+  }))
 
   return {
     protocol,
     adopt () {
       adopted()
-      socket.removeListener('error', ignore)
       return { socket, head }
     }
   }

@@ -1,7 +1,7 @@
 import type { IncomingMessage } from 'node:http'
 import WebSocket from 'ws'
 import { BadGatewayError } from '../errors'
-import { awaitOpen, endpointOptions, ignore, refusal, type Attempt, type Upstream, type UpstreamRequest } from './attempt'
+import { awaitOpen, endpointOptions, refusal, type Attempt, type Upstream, type UpstreamRequest } from './attempt'
 
 /** Opens the backend as a ws WebSocket (the ws engine, permessage-deflate, `injectWS`). */
 export async function openWs (attempt: Attempt, { url, headers, log }: UpstreamRequest): Promise<Upstream> {
@@ -25,46 +25,29 @@ export async function openWs (attempt: Attempt, { url, headers, log }: UpstreamR
     delete res.headers['sec-websocket-protocol']
   })
 
-  let settle: (err?: Error) => void
-  function onOpen (): void {
-    socket.pause()
-    if (protocol !== undefined && !offered.includes(protocol)) {
-      log.warn('ws gateway backend chose a subprotocol the client did not offer')
-      return settle(new BadGatewayError())
-    }
-    settle()
-  }
-  function onResponse (_req: unknown, res: IncomingMessage): void {
-    res.resume()
-    settle(refusal(log, res.statusCode as number))
-  }
-  function onError (err: Error): void {
-    log.warn({ err }, 'ws gateway backend unreachable')
-    settle(new BadGatewayError())
-  }
-  const adopted = await awaitOpen(attempt, log, {
-    listen (done) {
-      settle = done
-      socket.once('open', onOpen)
-      socket.once('unexpected-response', onResponse)
-      socket.once('error', onError)
-    },
-    unlisten () {
-      socket.removeListener('open', onOpen)
-      socket.removeListener('unexpected-response', onResponse)
-      socket.removeListener('error', onError)
-      // Errors after the handshake belong to the relay; until it attaches its own listener they
-      // must still be caught, or one would crash the process.
-      socket.on('error', ignore)
-    },
+  const adopted = await awaitOpen(attempt, log, (settle) => ({
+    emitter: socket,
+    listeners: [
+      ['open', () => {
+        socket.pause()
+        if (protocol !== undefined && !offered.includes(protocol)) {
+          log.warn('ws gateway backend chose a subprotocol the client did not offer')
+          return settle(new BadGatewayError())
+        }
+        settle()
+      }],
+      ['unexpected-response', (_req: unknown, res: IncomingMessage) => {
+        res.resume()
+        settle(refusal(log, res.statusCode as number))
+      }]
+    ],
     terminate: () => socket.terminate()
-  })
+  }))
 
   return {
     protocol,
     adopt () {
       adopted()
-      socket.removeListener('error', ignore)
       return socket
     }
   }
