@@ -214,12 +214,14 @@ t.test('a TLS backend whose certificate is not trusted: 502', async (t) => {
   t.equal((await handshake(gateway.port, authHeaders())).status, 502)
 })
 
-t.test('a backend URL without a port is dialed on the scheme\'s port', async (t) => {
-  const gateway = await gatewayTo(t, 'ws://127.0.0.1/x', { backends: { [BACKEND_ID]: 'ws://127.0.0.1/x' } })
-  t.equal((await handshake(gateway.port, authHeaders())).status, 502)
-  const unreachable = gateway.lines.find((line) => line.msg === 'ws gateway backend unreachable') as unknown as { err: { message: string } }
-  t.match(unreachable.err.message, /127\.0\.0\.1:80\b/)
-})
+for (const [url, port] of [['ws://127.0.0.1/x', 80], ['wss://127.0.0.1/x', 443]] as const) {
+  t.test(`a backend URL without a port is dialed on the scheme's port (${url})`, async (t) => {
+    const gateway = await gatewayTo(t, url)
+    t.equal((await handshake(gateway.port, authHeaders())).status, 502)
+    const unreachable = gateway.lines.find((line) => line.msg === 'ws gateway backend unreachable') as unknown as { err: { message: string } }
+    t.match(unreachable.err.message, new RegExp(`127\\.0\\.0\\.1:${port}\\b`))
+  })
+}
 
 t.test('the ws path is kept where the raw path cannot go', async (t) => {
   async function pathOf (t: TestLike, options: object, backendOptions: object, headers: Record<string, string> = {}, setup?: (app: Parameters<NonNullable<Parameters<typeof startPair>[4]>>[0]) => Promise<void>): Promise<{ status: number, upgradedBy: unknown }> {
