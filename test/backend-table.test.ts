@@ -3,7 +3,7 @@ import type { FastifyRequest } from 'fastify'
 import Fastify from 'fastify'
 import { validateOptions } from '../lib/options/validate'
 import { BackendTable } from '../lib/upstream/backends'
-import { endpointOptions } from '../lib/upstream/ws'
+import { endpointOptions } from '../lib/upstream/attempt'
 
 const log = Fastify().log
 const request = { log } as unknown as FastifyRequest

@@ -60,7 +60,8 @@ t.test('sockets set up other than ws 8.23 does it are relayed by the ws engine, 
   const backend = await startBackend(t)
   const { lines, logger } = captureLogs()
   const gateway = await startGateway(t, { backends: { [BACKEND_ID]: backend.url }, jwt: { secret: SECRET } }, { logger }, async (app) => {
-    await app.register(fastifyWebsocket, { options: { WebSocket: Changed, perMessageDeflate: false } })
+    // verifyClient keeps the upgrade on ws's path (the gateway's own raw path builds no WebSocket).
+    await app.register(fastifyWebsocket, { options: { WebSocket: Changed, perMessageDeflate: false, verifyClient: () => true } })
   })
   const ws = await connect(gateway.url)
   ws.send('relayed all the same')

@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import '@fastify/websocket'
@@ -14,8 +15,9 @@ import type { GatewayNode } from '../registry/decorator'
 import { newConnectionId } from '../registry/ids'
 import { relayMember } from '../registry/member'
 import type { Registry } from '../registry/registry'
-import { startRelay } from '../relay/engine'
-import type { Connection } from '../relay/types'
+import { startRawRelay, startRelay } from '../relay/engine'
+import type { RawLeg } from '../relay/passthrough/relay'
+import type { Connection, RelaySettings } from '../relay/types'
 import type { Backend, BackendTable } from '../upstream/backends'
 import { connectBackend as connectPool, type PooledUpstream } from '../upstream/failover'
 import { closeAtExpiry } from './auth/expiry'
@@ -25,6 +27,7 @@ import { checkHandshake, protocolOffer, type ProtocolOffer } from './checks'
 import { ConnectionLimits, retryLater, type Slot } from './limits'
 import { routeSerializers } from './log'
 import { kConnectionId, kProtocol, type GatewayMessage } from './protocols'
+import { takesRawSockets, writeUpgrade } from './upgrade'
 
 /** What the preValidation hooks learn about an upgrade, for the next hook and the handler. */
 interface Handshake {
@@ -37,6 +40,8 @@ interface Handshake {
   token?: string
   backend?: Backend
   upstream?: PooledUpstream
+  /** The raw path (see upgrade.ts): the bytes the client sent past its upgrade request. */
+  head?: Buffer
   /** Seconds from the upgrade request to the backend's acceptance. */
   seconds?: number
   /** Message mode: the connection as hooks and backends see it. */
@@ -141,10 +146,12 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     raw[kConnectionId] = handshake.id
   }
 
-  async function connectBackend (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  async function connectBackend (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const handshake = handshakes.get(request) as Handshake
     const { id, offer, socket } = handshake
-    handshake.upstream = await connectPool(request, opts, handshake.backend as Backend, { client: socket, offered: offer.protocols, connectionId: id }, subjectOf(request))
+    const backend = handshake.backend as Backend
+    handshake.head = takesRawSockets(request, socket, this.websocketServer, opts, backend.config)
+    handshake.upstream = await connectPool(request, opts, backend, { client: socket, offered: offer.protocols, connectionId: id, raw: handshake.head !== undefined }, subjectOf(request))
     handshake.seconds = reply.elapsedTime / 1000
     // A browser that sent its token as a subprotocol fails the handshake unless one protocol is
     // selected: when the backend chose none, the marker is — never the token.
@@ -187,15 +194,41 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     }
   }
 
+  /** The handler: ws completed the upgrade (the ws path). */
   function relay (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
+    adopt(this, socket)
+    begin(request, socket)
+  }
+
+  /**
+   * The last step before the handler, after the app's own preHandler hooks: on the raw path the
+   * gateway writes the client's 101 itself and takes the reply over, so that @fastify/websocket
+   * (whose handler would upgrade through ws) never sees the request. On the ws path it does nothing.
+   */
+  async function upgradeRaw (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const handshake = handshakes.get(request) as Handshake
+    const { head } = handshake
+    if (head === undefined) return
+    // As ws answers once its server is closing (the gateway's own shutdown has begun).
+    if (registry.closing) retryLater(reply, opts.retryAfter, new ShuttingDownError())
+    const socket = handshake.socket as Socket
+    reply.hijack()
+    if (!writeUpgrade(this.websocketServer, request, socket)) return
+    // The socket is the gateway's: the upgrade's response and @fastify/websocket's guard let go of it.
+    reply.raw.detachSocket(socket)
+    socket.removeAllListeners('error')
+    begin(request, { socket, head })
+  }
+
+  /** Starts relaying an upgraded client (a ws WebSocket, or on the raw path its socket) to its backend. */
+  function begin (request: FastifyRequest, client: WebSocket | RawLeg): void {
     const handshake = handshakes.get(request) as Required<Handshake>
     const { id, backend, upstream } = handshake
-    adopt(this, socket)
     const sub = subjectOf(request)
     const log = request.log
     const backendId = backend.config.id
-    const backendWs = upstream.adopt()
-    const connection = startRelay(opts.engine, socket, backendWs, {
+    const backendLeg = upstream.adopt()
+    const settings: RelaySettings = {
       ...relaySettings,
       backendMaxPayload: backend.config.maxPayload,
       log,
@@ -215,10 +248,14 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
           dropped: ended.dropped
         }, 'ws gateway connection closed')
       }
-    })
+    }
+    // Both legs take the same path (`takesRawSockets` decided before the backend was opened).
+    const connection = 'head' in client
+      ? startRawRelay(client, backendLeg as RawLeg, settings)
+      : startRelay(opts.engine, client, backendLeg as WebSocket, settings)
     const untrack = track(request, connection, id, backendId)
     metrics?.accepted(backendId, handshake.seconds)
-    log.info({ connectionId: id, backendId, sub, protocol: upstream.protocol, engine: connection.engineName }, 'ws gateway connection open')
+    log.info({ connectionId: id, backendId, sub, protocol: upstream.protocol, engine: connection.engineName, upgradedBy: 'head' in client ? 'gateway' : 'ws' }, 'ws gateway connection open')
   }
 
   function messages (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
@@ -234,6 +271,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     url: opts.path,
     websocket: true,
     preValidation: router === undefined ? [checkRequest, checkToken, resolveBackend, connectBackend] : [checkRequest, checkToken, connectMessages],
+    preHandler: router === undefined ? upgradeRaw : undefined,
     // Message mode compiles its message schemas with this context's validator compiler, which
     // Fastify sets up for a route with a schema: an always-true one, when nothing set it up yet.
     schema: router !== undefined && fastify.validatorCompiler === undefined ? { querystring: { type: 'object' } } : undefined,

@@ -1,7 +1,7 @@
 import type WebSocket from 'ws'
 import type { RelayEngine } from '../options/types'
 import { RelayConnection } from './connection'
-import { FrameRelay } from './passthrough/relay'
+import { FrameRelay, type RawLeg } from './passthrough/relay'
 import { canAdopt, capMaxPayload } from './passthrough/ws-internals'
 import type { Connection, RelaySettings } from './types'
 import { Relay } from './ws/relay'
@@ -25,4 +25,13 @@ export function startRelay (engine: RelayEngine, clientWs: WebSocket, backendWs:
   return new RelayConnection(settings, (connection) => passthrough
     ? new FrameRelay(clientWs, backendWs, connection)
     : new Relay(clientWs, backendWs, connection))
+}
+
+/**
+ * Starts relaying with the passthrough engine between two sockets the gateway upgraded itself
+ * (no ws WebSocket on either: see `takesRawSockets` in lib/handshake/upgrade.ts), neither of
+ * which negotiated an extension. Each `head` holds the first bytes read past its upgrade.
+ */
+export function startRawRelay (client: RawLeg, backend: RawLeg, settings: RelaySettings): Connection {
+  return new RelayConnection(settings, (connection) => new FrameRelay(client, backend, connection))
 }

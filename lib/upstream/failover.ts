@@ -2,7 +2,8 @@ import type { FastifyRequest } from 'fastify'
 import { BackendRefusedError, BadGatewayError, GatewayTimeoutError } from '../errors'
 import type { ResolvedBackend, ResolvedOptions } from '../options/types'
 import type { Endpoint, Pool } from './pool'
-import { openUpstream, type Attempt, type Upstream } from './ws'
+import type { Attempt, Upstream } from './attempt'
+import { openUpstream } from './open'
 
 /** A backend as the failover sees it: its config, its pool, and whether discovery has answered. */
 export interface PoolBackend {
@@ -36,7 +37,7 @@ async function within<T> (promise: Promise<T>, ms: number): Promise<T> {
  * the time left. A 4xx is the backend's answer and goes to the client as it is (no retry). When no
  * endpoint accepted, the client gets 504 if the last attempt timed out, else 502.
  */
-export async function connectBackend (request: FastifyRequest, opts: ResolvedOptions, backend: PoolBackend, client: Pick<Attempt, 'client' | 'offered' | 'connectionId'>, sub: string | undefined): Promise<PooledUpstream> {
+export async function connectBackend (request: FastifyRequest, opts: ResolvedOptions, backend: PoolBackend, client: Pick<Attempt, 'client' | 'offered' | 'connectionId' | 'raw'>, sub: string | undefined): Promise<PooledUpstream> {
   const deadline = Date.now() + opts.connectTimeout
   await within(backend.ready, opts.connectTimeout)
   const { pool } = backend

@@ -4,7 +4,7 @@ import WebSocket from 'ws'
 import type { ResolvedBackend } from '../options/types'
 import type { PoolBackend } from './failover'
 import type { EndpointTarget } from './pool'
-import { endpointOptions } from './ws'
+import { endpointOptions } from './attempt'
 
 type Probe = NonNullable<ResolvedBackend['probe']>
 

@@ -11,13 +11,30 @@ import { FrameReader } from './reader'
 import { detach, socketOf } from './ws-internals'
 import { FrameWriter } from './writer'
 
+/**
+ * A socket no ws WebSocket was built on (the raw path: the gateway completed both upgrades
+ * itself), and the bytes read past its upgrade's head: the first frames, relayed first.
+ */
+export interface RawLeg {
+  readonly socket: Socket
+  readonly head: Buffer
+}
+
 /** The leg a socket carries: one set of listeners (`FrameRelay.on*`) serves every connection. */
 const kLeg = Symbol('fastify-ws-gateway.leg')
 type LegSocket = Socket & { [kLeg]: FrameLeg }
 
+function isRaw (from: WebSocket | RawLeg): from is RawLeg {
+  return 'head' in from
+}
+
+function rawSocketOf (from: WebSocket | RawLeg): Socket {
+  return isRaw(from) ? from.socket : socketOf(from)
+}
+
 /**
  * The passthrough engine: relays frames between a client and a backend over their raw sockets,
- * taken over from ws. It is composed of a reader (`FrameReader`), a writer (`FrameWriter`) and a
+ * taken over from ws or, on the raw path, upgraded by the gateway itself (`RawLeg`). It is composed of a reader (`FrameReader`), a writer (`FrameWriter`) and a
  * closer (`FrameCloser`), which share the two legs' state (`FrameLeg`, one section each); close,
  * ping and pong frames are the gateway's own, as with the ws engine, whose close mirroring,
  * backpressure, heartbeat and idle timer this engine reproduces.
@@ -37,23 +54,25 @@ export class FrameRelay implements Engine {
   private readonly closer: FrameCloser
   private readonly reader: FrameReader
 
-  constructor (clientWs: WebSocket, backendWs: WebSocket, private readonly connection: RelayConnection) {
+  constructor (client: WebSocket | RawLeg, backend: WebSocket | RawLeg, private readonly connection: RelayConnection) {
     const { maxPayload, backendMaxPayload } = connection.settings
     this.writer = new FrameWriter(connection)
     this.closer = new FrameCloser(connection, this.writer)
     this.reader = new FrameReader(connection, this.writer, this.closer)
     // The gateway's maxPayload governs the client, the backend's own the backend (as with the ws
     // engine, whose legs ws holds to the same two limits).
-    this.client = new FrameLeg(this, 'client', socketOf(clientWs), maxPayload)
-    this.backend = new FrameLeg(this, 'backend', socketOf(backendWs), backendMaxPayload)
+    this.client = new FrameLeg(this, 'client', rawSocketOf(client), maxPayload)
+    this.backend = new FrameLeg(this, 'backend', rawSocketOf(backend), backendMaxPayload)
     this.client.other = this.backend
     this.backend.other = this.client
-    this.adopt(this.client, clientWs)
-    this.adopt(this.backend, backendWs)
+    this.adopt(this.client, client)
+    this.adopt(this.backend, backend)
   }
 
   /**
-   * Takes a socket over from ws. Safe with ws 8.23 because:
+   * Takes a socket over: a raw one as it is, with its head put back in front of what is still to
+   * be read (as ws does with an upgrade's head), or one from ws. Taking it over from ws is safe
+   * with ws 8.23 because:
    * - `setSocket` puts four listeners on the socket (data, end, close, error; `canAdopt` checks
    *   each is there, recognised by identity), and ws's Receiver only ever gets bytes through the
    *   data one; with them gone ws never reads, closes or emits again. Its Sender only writes when
@@ -66,11 +85,12 @@ export class FrameRelay implements Engine {
    * - Bytes ws unshifted onto the socket (the `head` of either upgrade) and those that arrived
    *   since are in the socket's readable buffer: our 'data' listener gets them first, in order.
    */
-  private adopt (leg: FrameLeg, ws: WebSocket): void {
+  private adopt (leg: FrameLeg, from: WebSocket | RawLeg): void {
     const socket = leg.socket as LegSocket
     socket[kLeg] = leg
     socket.on('error', FrameRelay.onError)
-    detach(ws)
+    if (!isRaw(from)) detach(from)
+    else if (from.head.length > 0) socket.unshift(from.head)
     socket.on('data', FrameRelay.onData)
     socket.on('end', FrameRelay.onEnd)
     socket.on('close', FrameRelay.onClose)
