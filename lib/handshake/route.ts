@@ -66,6 +66,15 @@ function subjectOf (request: FastifyRequest): string | undefined {
 }
 
 /**
+ * Frees the slot when the client's socket closes. A function of its own so that the listener,
+ * which lives as long as the connection, keeps only these two alive — a closure made inside a
+ * hook would share its scope, and so keep the whole request.
+ */
+function releaseOnClose (socket: Duplex, slot: Slot): void {
+  socket.once('close', () => slot.release())
+}
+
+/**
  * Adds the gateway's WebSocket route. Everything that can refuse a client runs in preValidation,
  * in this order, so the client gets an HTTP status and never a 101 it cannot use: handshake
  * checks, origin, token, then in relay mode backend ID, `authorize`, the backend lookup, and
@@ -92,7 +101,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     // @fastify/websocket gives the reply the upgrade socket; `request.raw` has none under injectWS.
     const socket = reply.raw.socket as Duplex
     const slot = limits.admit(request.ip ?? '', reply)
-    socket.once('close', () => slot.release())
+    releaseOnClose(socket, slot)
     handshakes.set(request, { id: newConnectionId(node.id), socket, offer: protocolOffer(request, opts.tokenProtocol), slot })
   }
 
@@ -228,13 +237,16 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     const log = request.log
     const backendId = backend.config.id
     const backendLeg = upstream.adopt()
+    // onEnd lives as long as the connection: it keeps the pool's release, not the upstream (and
+    // with it, on the ws path, the backend's ws objects, which the passthrough engine no longer needs).
+    const { release } = upstream
     const settings: RelaySettings = {
       ...relaySettings,
       backendMaxPayload: backend.config.maxPayload,
       log,
       onEnd (ended) {
         untrack()
-        upstream.release()
+        release()
         metrics?.closed(backendId, ended)
         log.info({
           backendId,
