@@ -20,7 +20,7 @@ import type { RawLeg } from '../relay/passthrough/relay'
 import type { Connection, RelaySettings } from '../relay/types'
 import type { Backend, BackendTable } from '../upstream/backends'
 import { connectBackend as connectPool, type PooledUpstream } from '../upstream/failover'
-import { closeAtExpiry } from './auth/expiry'
+import { TokenExpiries } from './auth/expiry'
 import { authenticate, tokenOf, type TokenClaims, type TokenVerifier } from './auth/token'
 import { backendIdOf } from './backend-id'
 import { checkHandshake, protocolOffer, type ProtocolOffer } from './checks'
@@ -71,7 +71,8 @@ function subjectOf (request: FastifyRequest): string | undefined {
  * hook would share its scope, and so keep the whole request.
  */
 function releaseOnClose (socket: Duplex, slot: Slot): void {
-  socket.once('close', () => slot.release())
+  // `on`, not `once`: 'close' comes once, and `once` would add a wrapper and its state per connection.
+  socket.on('close', () => slot.release())
 }
 
 /**
@@ -85,6 +86,7 @@ function releaseOnClose (socket: Duplex, slot: Slot): void {
 export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, node, backends, verifier, metrics, router }: RouteSettings): void {
   const handshakes = new WeakMap<FastifyRequest, Handshake>()
   const limits = new ConnectionLimits(opts)
+  const expiries = new TokenExpiries()
   const { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit } = opts
   const relaySettings = { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit }
 
@@ -183,7 +185,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
    * its token expires; `onEnd` undoes it. Returns what the connection's `onEnd` must call.
    */
   function track (request: FastifyRequest, connection: Connection, id: string, backendId: string | undefined): () => void {
-    const cancelExpiry = opts.closeOnTokenExpiry ? closeAtExpiry(connection, request.user as TokenClaims, verifier.clockTolerance) : undefined
+    const expiry = opts.closeOnTokenExpiry ? expiries.closeAtExpiry(connection, request.user as TokenClaims, verifier.clockTolerance) : undefined
     const member = relayMember(connection, {
       id,
       path: request.routeOptions.url as string,
@@ -197,7 +199,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     registry.add(connection, backendId ?? '$messages')
     node.join(member)
     return () => {
-      cancelExpiry?.()
+      if (expiry !== undefined) expiries.delete(expiry)
       registry.remove(connection)
       node.leave(member)
     }
