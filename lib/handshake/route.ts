@@ -15,9 +15,10 @@ import type { GatewayNode } from '../registry/decorator'
 import { newConnectionId } from '../registry/ids'
 import { relayMember } from '../registry/member'
 import type { Registry } from '../registry/registry'
+import { relaySettings } from '../relay/connection'
 import { startRawRelay, startRelay } from '../relay/engine'
 import type { RawLeg } from '../relay/passthrough/relay'
-import type { Connection, RelaySettings } from '../relay/types'
+import type { Connection } from '../relay/types'
 import type { Backend, BackendTable } from '../upstream/backends'
 import { connectBackend as connectPool, type PooledUpstream } from '../upstream/failover'
 import { TokenExpiries } from './auth/expiry'
@@ -88,7 +89,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
   const limits = new ConnectionLimits(opts)
   const expiries = new TokenExpiries()
   const { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit } = opts
-  const relaySettings = { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit }
+  const routeSettings = { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit }
 
   async function checkRequest (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     // Checked first: once @fastify/websocket's own preClose has run, upgrades arrive as plain GETs.
@@ -242,27 +243,23 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     // onEnd lives as long as the connection: it keeps the pool's release, not the upstream (and
     // with it, on the ws path, the backend's ws objects, which the passthrough engine no longer needs).
     const { release } = upstream
-    const settings: RelaySettings = {
-      ...relaySettings,
-      backendMaxPayload: backend.config.maxPayload,
-      log,
-      onEnd (ended) {
-        untrack()
-        release()
-        metrics?.closed(backendId, ended)
-        log.info({
-          backendId,
-          sub,
-          clientCode: ended.client.code,
-          backendCode: ended.backend.code,
-          connectionId: id,
-          durationMs: Date.now() - ended.openedAt,
-          fromClient: ended.client.traffic,
-          fromBackend: ended.backend.traffic,
-          dropped: ended.dropped
-        }, 'ws gateway connection closed')
-      }
+    const onEnd = (ended: Connection): void => {
+      untrack()
+      release()
+      metrics?.closed(backendId, ended)
+      log.info({
+        backendId,
+        sub,
+        clientCode: ended.client.code,
+        backendCode: ended.backend.code,
+        connectionId: id,
+        durationMs: Date.now() - ended.openedAt,
+        fromClient: ended.client.traffic,
+        fromBackend: ended.backend.traffic,
+        dropped: ended.dropped
+      }, 'ws gateway connection closed')
     }
+    const settings = relaySettings(routeSettings, backend.config.maxPayload, log, onEnd)
     // Both legs take the same path (`takesRawSockets` decided before the backend was opened).
     const connection = 'head' in client
       ? startRawRelay(client, backendLeg as RawLeg, settings)
@@ -275,7 +272,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
   function messages (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
     const identity = (handshakes.get(request) as Handshake).identity as GatewayConnection
     adopt(this, socket)
-    const connection = startMessages(socket, router as MessageRouter, identity, { ...relaySettings, backendMaxPayload: opts.maxPayload, log: request.log, onEnd: () => untrack() })
+    const connection = startMessages(socket, router as MessageRouter, identity, relaySettings(routeSettings, opts.maxPayload, request.log, () => untrack()))
     const untrack = track(request, connection, identity.id, undefined)
     request.log.info({ connectionId: identity.id, sub: identity.sub }, 'ws gateway connection open')
   }
