@@ -15,12 +15,13 @@ import type { GatewayNode } from '../registry/decorator'
 import { newConnectionId } from '../registry/ids'
 import { relayMember } from '../registry/member'
 import type { Registry } from '../registry/registry'
+import { relaySettings } from '../relay/connection'
 import { startRawRelay, startRelay } from '../relay/engine'
 import type { RawLeg } from '../relay/passthrough/relay'
-import type { Connection, RelaySettings } from '../relay/types'
+import type { Connection } from '../relay/types'
 import type { Backend, BackendTable } from '../upstream/backends'
 import { connectBackend as connectPool, type PooledUpstream } from '../upstream/failover'
-import { closeAtExpiry } from './auth/expiry'
+import { TokenExpiries } from './auth/expiry'
 import { authenticate, tokenOf, type TokenClaims, type TokenVerifier } from './auth/token'
 import { backendIdOf } from './backend-id'
 import { checkHandshake, protocolOffer, type ProtocolOffer } from './checks'
@@ -66,6 +67,16 @@ function subjectOf (request: FastifyRequest): string | undefined {
 }
 
 /**
+ * Frees the slot when the client's socket closes. A function of its own so that the listener,
+ * which lives as long as the connection, keeps only these two alive — a closure made inside a
+ * hook would share its scope, and so keep the whole request.
+ */
+function releaseOnClose (socket: Duplex, slot: Slot): void {
+  // `on`, not `once`: 'close' comes once, and `once` would add a wrapper and its state per connection.
+  socket.on('close', () => slot.release())
+}
+
+/**
  * Adds the gateway's WebSocket route. Everything that can refuse a client runs in preValidation,
  * in this order, so the client gets an HTTP status and never a 101 it cannot use: handshake
  * checks, origin, token, then in relay mode backend ID, `authorize`, the backend lookup, and
@@ -76,8 +87,9 @@ function subjectOf (request: FastifyRequest): string | undefined {
 export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, node, backends, verifier, metrics, router }: RouteSettings): void {
   const handshakes = new WeakMap<FastifyRequest, Handshake>()
   const limits = new ConnectionLimits(opts)
+  const expiries = new TokenExpiries()
   const { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit } = opts
-  const relaySettings = { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit }
+  const routeSettings = { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit }
 
   async function checkRequest (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     // Checked first: once @fastify/websocket's own preClose has run, upgrades arrive as plain GETs.
@@ -92,7 +104,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     // @fastify/websocket gives the reply the upgrade socket; `request.raw` has none under injectWS.
     const socket = reply.raw.socket as Duplex
     const slot = limits.admit(request.ip ?? '', reply)
-    socket.once('close', () => slot.release())
+    releaseOnClose(socket, slot)
     handshakes.set(request, { id: newConnectionId(node.id), socket, offer: protocolOffer(request, opts.tokenProtocol), slot })
   }
 
@@ -174,7 +186,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
    * its token expires; `onEnd` undoes it. Returns what the connection's `onEnd` must call.
    */
   function track (request: FastifyRequest, connection: Connection, id: string, backendId: string | undefined): () => void {
-    const cancelExpiry = opts.closeOnTokenExpiry ? closeAtExpiry(connection, request.user as TokenClaims, verifier.clockTolerance) : undefined
+    const expiry = opts.closeOnTokenExpiry ? expiries.closeAtExpiry(connection, request.user as TokenClaims, verifier.clockTolerance) : undefined
     const member = relayMember(connection, {
       id,
       path: request.routeOptions.url as string,
@@ -188,7 +200,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     registry.add(connection, backendId ?? '$messages')
     node.join(member)
     return () => {
-      cancelExpiry?.()
+      if (expiry !== undefined) expiries.delete(expiry)
       registry.remove(connection)
       node.leave(member)
     }
@@ -228,27 +240,26 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     const log = request.log
     const backendId = backend.config.id
     const backendLeg = upstream.adopt()
-    const settings: RelaySettings = {
-      ...relaySettings,
-      backendMaxPayload: backend.config.maxPayload,
-      log,
-      onEnd (ended) {
-        untrack()
-        upstream.release()
-        metrics?.closed(backendId, ended)
-        log.info({
-          backendId,
-          sub,
-          clientCode: ended.client.code,
-          backendCode: ended.backend.code,
-          connectionId: id,
-          durationMs: Date.now() - ended.openedAt,
-          fromClient: ended.client.traffic,
-          fromBackend: ended.backend.traffic,
-          dropped: ended.dropped
-        }, 'ws gateway connection closed')
-      }
+    // onEnd lives as long as the connection: it keeps the pool's release, not the upstream (and
+    // with it, on the ws path, the backend's ws objects, which the passthrough engine no longer needs).
+    const { release } = upstream
+    const onEnd = (ended: Connection): void => {
+      untrack()
+      release()
+      metrics?.closed(backendId, ended)
+      log.info({
+        backendId,
+        sub,
+        clientCode: ended.client.code,
+        backendCode: ended.backend.code,
+        connectionId: id,
+        durationMs: Date.now() - ended.openedAt,
+        fromClient: ended.client.traffic,
+        fromBackend: ended.backend.traffic,
+        dropped: ended.dropped
+      }, 'ws gateway connection closed')
     }
+    const settings = relaySettings(routeSettings, backend.config.maxPayload, log, onEnd)
     // Both legs take the same path (`takesRawSockets` decided before the backend was opened).
     const connection = 'head' in client
       ? startRawRelay(client, backendLeg as RawLeg, settings)
@@ -261,7 +272,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
   function messages (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {
     const identity = (handshakes.get(request) as Handshake).identity as GatewayConnection
     adopt(this, socket)
-    const connection = startMessages(socket, router as MessageRouter, identity, { ...relaySettings, backendMaxPayload: opts.maxPayload, log: request.log, onEnd: () => untrack() })
+    const connection = startMessages(socket, router as MessageRouter, identity, relaySettings(routeSettings, opts.maxPayload, request.log, () => untrack()))
     const untrack = track(request, connection, identity.id, undefined)
     request.log.info({ connectionId: identity.id, sub: identity.sub }, 'ws gateway connection open')
   }

@@ -47,18 +47,22 @@ export interface Connection {
   readonly lastActiveAt: number
 }
 
-/** What a relay needs from the gateway that runs it. */
-export interface RelaySettings {
+/** What a relay needs from the gateway that runs it: the same for every connection of a route. */
+export interface RouteRelaySettings {
   /** The largest message the client may send (the gateway's `maxPayload`). */
   readonly maxPayload: number
-  /** The largest message the backend may send (its own `maxPayload`, by default the gateway's). */
-  readonly backendMaxPayload: number
   readonly highWaterMark: number
   readonly idleTimeout: number
   /** Milliseconds the client may leave the backend paused before it is closed (0 = never). */
   readonly slowConsumerTimeout: number
   readonly slowConsumerCloseCode: number
   readonly rateLimit: Readonly<Required<RateLimitOptions>> | false
+}
+
+/** What a relay needs from the gateway that runs it: its route's settings and its own (see `relaySettings`). */
+export interface RelaySettings extends RouteRelaySettings {
+  /** The largest message the backend may send (its own `maxPayload`, by default the gateway's). */
+  readonly backendMaxPayload: number
   readonly log: FastifyBaseLogger
   /** Called once, when both legs are closed. */
   readonly onEnd: (connection: Connection) => void

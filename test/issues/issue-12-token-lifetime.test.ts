@@ -1,6 +1,6 @@
 import t, { type Test } from 'tap'
 import fastifyJwt from '@fastify/jwt'
-import { callAt } from '../../lib/handshake/auth/expiry'
+import { Deadlines } from '../../lib/handshake/auth/expiry'
 import { BACKEND_ID, SECRET, closeOf, connect, handshake, nextMessage, sign, startBackend, startGateway, startPair } from '../helpers'
 
 /*
@@ -37,23 +37,34 @@ t.test('the same rule with the app\'s own @fastify/jwt and its verify.clockToler
   await expiredWithinTolerance(t, gateway.url, 1, 3000)
 })
 
-t.test('callAt reaches a deadline beyond the longest timer by chaining timers, and can be cancelled midway', async (t) => {
-  // callAt's timers are unref'd (they must not keep a server alive); this one keeps the test alive.
+t.test('Deadlines: one timer calls each item at its deadline, in order, chaining timers beyond the longest; cancelled items never fire', async (t) => {
+  // The timer is unref'd (it must not keep a server alive); this one keeps the test alive.
   const keepAlive = setInterval(() => {}, 1000)
   t.teardown(() => clearInterval(keepAlive))
-  const deadline = Date.now() + 120
-  const firedAt = await new Promise<number>((resolve) => { callAt(deadline, () => resolve(Date.now()), 25) })
-  t.ok(firedAt >= deadline - 1, 'fires at the deadline, not when the first step of 25 ms ends')
-
-  let fired = false
-  const cancel = callAt(Date.now() + 100, () => { fired = true }, 20)
-  await new Promise((resolve) => setTimeout(resolve, 50))
-  cancel()
+  const calls: Array<{ item: string, at: number }> = []
+  let done: () => void = () => {}
+  const deadlines = new Deadlines<string>((item) => {
+    calls.push({ item, at: Date.now() })
+    if (item === 'last') done()
+  }, 25)
+  const now = Date.now()
+  const due = { late: now + 150, first: now + 40, middle: now + 90, last: now + 200, cancelled: now + 60, alsoCancelled: now + 170 }
+  const handles = Object.fromEntries(Object.entries(due).map(([item, at]) => [item, deadlines.add(at, item)]))
+  t.equal(deadlines.size, 6)
+  deadlines.delete(handles.cancelled)
+  deadlines.delete(handles.cancelled)
+  const finished = new Promise<void>((resolve) => { done = resolve })
   await new Promise((resolve) => setTimeout(resolve, 100))
-  t.notOk(fired, 'cancelled after some steps, it never fires')
+  deadlines.delete(handles.alsoCancelled)
+  await finished
+  t.same(calls.map(({ item }) => item), ['first', 'middle', 'late', 'last'], 'in deadline order, the cancelled ones left out')
+  for (const { item, at } of calls) t.ok(at >= due[item as keyof typeof due], `${item} not before its deadline (steps of 25 ms chained)`)
+  t.equal(deadlines.size, 0)
+  deadlines.delete(handles.first)
+  t.equal(deadlines.size, 0, 'cancelling one that was called does nothing')
 
-  const past = await new Promise<number>((resolve) => { callAt(Date.now() - 1000, () => resolve(Date.now())) })
-  t.ok(past > 0, 'a deadline already passed fires at once')
+  const past = await new Promise<number>((resolve) => { new Deadlines<number>(resolve).add(Date.now() - 1000, 7) })
+  t.equal(past, 7, 'a deadline already passed is called at once')
 })
 
 t.test('authorize runs before the backend lookup: a refused ID is 403 whether or not it exists, and is never resolved', async (t) => {
