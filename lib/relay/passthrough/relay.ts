@@ -6,6 +6,7 @@ import type { RelayConnection } from '../connection'
 import type { Engine } from '../types'
 import { FrameCloser } from './closer'
 import { EMPTY, OPCODE_PING, SERVER_PING, controlFrame, messageFrame } from './frames'
+import { BULK_READ, borrowReads } from './borrow'
 import { DISCARD, FrameLeg } from './leg'
 import { FrameReader } from './reader'
 import { detach, socketOf } from './ws-internals'
@@ -113,7 +114,15 @@ export class FrameRelay implements Engine {
 
   private static onData (this: LegSocket, chunk: Buffer): void {
     const leg = this[kLeg]
+    // A leg that carries bulk data reads into a buffer of its own from now on (see borrow.ts).
+    if (chunk.length >= BULK_READ && !leg.borrows) leg.borrows = borrowReads(this, FrameRelay.onRead)
     leg.events.data(leg, chunk)
+  }
+
+  /** A read of a leg that borrows (`borrowReads`): `buffer[0, n)`, lent until its next read. */
+  private static onRead (this: Socket, n: number, buffer: Buffer): void {
+    const leg = (this as LegSocket)[kLeg]
+    leg.events.data(leg, buffer.subarray(0, n))
   }
 
   private static onEnd (this: LegSocket): void {
