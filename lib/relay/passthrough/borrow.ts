@@ -1,4 +1,4 @@
-import { Socket, type SocketConstructorOpts } from 'node:net'
+import { Socket } from 'node:net'
 
 /*
  * Reading a socket Node made (a server's: the client leg) into one buffer the leg reuses, as
@@ -22,12 +22,14 @@ export const BULK_READ = 16 * 1024
 
 interface Slots { buffer: symbol, callback: symbol, generator: symbol }
 
-/** The slots `onread` fills on a socket, found by their descriptions; undefined when Node has none of that name. */
-export function onreadSlots (): Slots | undefined {
-  const socket = new Socket({ onread: { buffer: Buffer.alloc(1), callback: () => true } } as SocketConstructorOpts)
-  const find = (name: string): symbol | undefined => Object.getOwnPropertySymbols(socket).find((s) => s.description === name)
+/**
+ * The slots `onread` fills on a socket, found by their descriptions on `from` (by default a socket
+ * of our own, never connected: Node's constructor sets them, to null without `onread`); undefined
+ * when `from` has none of those names.
+ */
+export function onreadSlots (from: object = new Socket()): Slots | undefined {
+  const find = (name: string): symbol | undefined => Object.getOwnPropertySymbols(from).find((s) => s.description === name)
   const [buffer, callback, generator] = [find('kBuffer'), find('kBufferCb'), find('kBufferGen')]
-  socket.destroy()
   return buffer !== undefined && callback !== undefined && generator !== undefined ? { buffer, callback, generator } : undefined
 }
 
