@@ -33,8 +33,8 @@ t.test('the slots onread fills are found on this Node, and not on what has none'
 t.test('a server socket switched to a reused buffer: reads go to the callback, end, pause and resume still work', async (t) => {
   const { ours, peer } = await tcpPair(t)
   const reads: Array<{ self: Socket, bytes: Buffer, buffer: Buffer }> = []
-  t.ok(borrowReads(ours, function (n, buffer) { reads.push({ self: this, bytes: Buffer.from(buffer.subarray(0, n)), buffer }) }))
-  t.notOk(borrowReads(ours, () => {}), 'not twice')
+  t.ok(borrowReads(ours, function (n, buffer) { reads.push({ self: this, bytes: Buffer.from(buffer.subarray(0, n)), buffer }) }, () => undefined))
+  t.notOk(borrowReads(ours, () => {}, () => undefined), 'not twice')
   ours.resume()
   peer.write('first')
   while (reads.length === 0) await new Promise((resolve) => setTimeout(resolve, 5))
@@ -59,7 +59,7 @@ t.test('no switch where it is not safe or not possible', async (t) => {
   ours.pause()
   peer.write('buffered')
   while (ours.readableLength === 0) await new Promise((resolve) => setTimeout(resolve, 5))
-  t.notOk(borrowReads(ours, () => {}), 'bytes still buffered')
+  t.notOk(borrowReads(ours, () => {}, () => undefined), 'bytes still buffered')
   ours.destroy()
   t.notOk(canBorrow(ours, ONREAD_SLOTS), 'no handle any more')
 })

@@ -42,6 +42,12 @@ type Slotted = Socket & Record<symbol, unknown> & { _handle?: { useUserBuffer?: 
 export type ReadCallback = (this: Socket, n: number, buffer: Buffer) => void
 
 /**
+ * What a borrowing socket calls after each read: a new buffer for the next reads (when the
+ * current one must stay as it is: bytes of it are still being written), or undefined to keep it.
+ */
+export type NextBuffer = () => Buffer | undefined
+
+/**
  * Whether `socket` can be switched now: a plain TCP socket (TLS decrypts in its own layer), open,
  * with nothing buffered (those bytes must be read first), on a Node with `onread`'s slots.
  */
@@ -52,15 +58,16 @@ export function canBorrow (socket: Socket, found: Slots | undefined): found is S
 
 /**
  * From now on, `socket`'s reads land in a `READ_SIZE` buffer of its own and go to `callback`
- * (their bytes valid until the socket is read again) instead of coming as 'data' events; 'end',
- * 'close', pause() and resume() work as before. Returns false, changing nothing, when it cannot.
+ * (their bytes valid until the socket is read again) instead of coming as 'data' events; after
+ * each, `next` may hand it another buffer. 'end', 'close', pause() and resume() work as before.
+ * Returns false, changing nothing, when it cannot.
  */
-export function borrowReads (socket: Socket, callback: ReadCallback, found = ONREAD_SLOTS): boolean {
+export function borrowReads (socket: Socket, callback: ReadCallback, next: NextBuffer, found = ONREAD_SLOTS): boolean {
   if (!canBorrow(socket, found)) return false
   const s = socket as Slotted
   const buffer = Buffer.allocUnsafe(READ_SIZE)
   s[found.buffer] = buffer
-  s[found.generator] = null
+  s[found.generator] = next
   s[found.callback] = callback
   ;(s._handle as { useUserBuffer: (buffer: Buffer) => void }).useUserBuffer(buffer)
   return true
