@@ -6,6 +6,7 @@ import type { RelayConnection } from '../connection'
 import type { Engine } from '../types'
 import { FrameCloser } from './closer'
 import { EMPTY, OPCODE_PING, SERVER_PING, controlFrame, messageFrame } from './frames'
+import { BULK_READ, READ_SIZE, borrowReads } from './borrow'
 import { DISCARD, FrameLeg } from './leg'
 import { FrameReader } from './reader'
 import { detach, socketOf } from './ws-internals'
@@ -113,7 +114,27 @@ export class FrameRelay implements Engine {
 
   private static onData (this: LegSocket, chunk: Buffer): void {
     const leg = this[kLeg]
+    // A leg that carries bulk data reads into a buffer of its own from now on (see borrow.ts).
+    if (chunk.length >= BULK_READ && !leg.borrows) leg.borrows = borrowReads(this, FrameRelay.onRead, () => FrameRelay.nextBuffer(leg))
     leg.events.data(leg, chunk)
+  }
+
+  /** A read of a leg that borrows (`borrowReads`): `buffer[0, n)`, lent until its next read. */
+  private static onRead (this: Socket, n: number, buffer: Buffer): void {
+    const leg = (this as LegSocket)[kLeg]
+    leg.events.data(leg, buffer.subarray(0, n))
+  }
+
+  /**
+   * After a read of a leg that borrows: when the kernel did not take at once bytes of it written
+   * to the other leg (`lent`), that buffer stays theirs and the leg reads on into a new one once it
+   * is resumed — so nothing stops it from being read to the end of a frame (a close waiting for
+   * it: `closeLeg` resumes a sender the closing leg had paused).
+   */
+  private static nextBuffer (leg: FrameLeg): Buffer | undefined {
+    if (!leg.lent) return undefined
+    leg.lent = false
+    return Buffer.allocUnsafe(READ_SIZE)
   }
 
   private static onEnd (this: LegSocket): void {
