@@ -19,7 +19,7 @@ const RESOLVED_KEPT = 1000
  */
 export class Backend implements PoolBackend {
   readonly pool: Pool
-  readonly ready: Promise<void>
+  ready: Promise<void> | undefined
   private readonly discovery: DnsDiscovery | undefined
   private readonly prober: Prober | undefined
 
@@ -28,7 +28,6 @@ export class Backend implements PoolBackend {
     const { source } = config
     if (source.kind === 'static') {
       this.pool.update(staticTargets(source.urls))
-      this.ready = Promise.resolve()
     } else {
       const backendLog = log.child({ backendId: config.id })
       this.discovery = new DnsDiscovery(source, resolver, opts.dns, backendLog, {
@@ -37,7 +36,7 @@ export class Backend implements PoolBackend {
           if (added + removed > 0) backendLog.info({ added, removed, endpoints: targets.length }, 'ws gateway backend endpoints changed')
         }
       })
-      this.ready = this.discovery.ready
+      this.ready = this.discovery.ready.then(() => { this.ready = undefined })
     }
     if (config.probe !== undefined) this.prober = new Prober(this, config.probe)
   }
