@@ -111,19 +111,36 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     return handshake
   }
 
-  async function checkToken (request: FastifyRequest, reply: FastifyReply, handshake: Handshake): Promise<void> {
+  /**
+   * Verifies the client's token (a 401 with a Bearer challenge when it fails) and admits its
+   * subject; a promise only when the verifier is asynchronous.
+   */
+  function checkToken (request: FastifyRequest, reply: FastifyReply, handshake: Handshake): Promise<void> | undefined {
     reply.header('www-authenticate', 'Bearer')
-    const { offer, slot } = handshake
-    handshake.token = tokenOf(request, opts, offer.token)
-    const claims = await authenticate(request, verifier.verify, handshake.token).catch((err: Error) => {
-      if (!(err instanceof KeysUnavailableError)) throw err
-      // Not the client's fault: no challenge, a time to come back, and the cause in the log.
+    handshake.token = tokenOf(request, opts, handshake.offer.token)
+    let verified
+    try {
+      verified = authenticate(request, verifier.verify, handshake.token)
+    } catch (err) {
+      tokenRefused(request, reply, err)
+    }
+    const admit = (claims: TokenClaims): void => {
       reply.removeHeader('www-authenticate')
-      request.log.warn({ err: err.cause }, 'ws gateway could not fetch the token signing keys')
-      retryLater(reply, opts.retryAfter, err)
-    })
+      if (typeof claims.sub === 'string') limits.admitSubject(handshake.slot, claims.sub, reply)
+    }
+    if (!(verified instanceof Promise)) {
+      admit(verified)
+      return undefined
+    }
+    return verified.then(admit, (err: unknown) => tokenRefused(request, reply, err))
+  }
+
+  /** Rethrows a token's refusal; keys that could not be fetched are not the client's fault: 503, no challenge. */
+  function tokenRefused (request: FastifyRequest, reply: FastifyReply, err: unknown): never {
+    if (!(err instanceof KeysUnavailableError)) throw err
     reply.removeHeader('www-authenticate')
-    if (typeof claims.sub === 'string') limits.admitSubject(slot, claims.sub, reply)
+    request.log.warn({ err: err.cause }, 'ws gateway could not fetch the token signing keys')
+    retryLater(reply, opts.retryAfter, err)
   }
 
   /** `authorize(request, id)`, when set: false (or a throw, as 500) refuses the client. */
@@ -136,8 +153,9 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
 
   async function resolveBackend (request: FastifyRequest, handshake: Handshake): Promise<void> {
     const id = backendIdOf(request, opts)
-    await checkAuthorized(request, id)
-    handshake.backend = await backends.find(request, id)
+    // Each await costs a tick: none where there is nothing to wait for (no `authorize`, a configured ID).
+    if (opts.authorize !== undefined) await checkAuthorized(request, id)
+    handshake.backend = backends.known(id) ?? await backends.find(request, id)
   }
 
   async function connectMessages (request: FastifyRequest, handshake: Handshake): Promise<void> {
@@ -178,7 +196,8 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
    */
   async function openRelay (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const handshake = checkRequest(request, reply)
-    await checkToken(request, reply, handshake)
+    const verifying = checkToken(request, reply, handshake)
+    if (verifying !== undefined) await verifying
     await resolveBackend(request, handshake)
     await connectBackend(this, request, reply, handshake)
   }

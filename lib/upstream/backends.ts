@@ -100,7 +100,7 @@ export class BackendTable {
    * with 502, without its message (`callApp`).
    */
   async find (request: FastifyRequest, id: string): Promise<Backend> {
-    const known = this.configured.get(id) ?? this.announced.get(id)
+    const known = this.known(id)
     if (known !== undefined) return known
     const { resolveBackend } = this.opts
     if (resolveBackend === undefined) throw new UnknownBackendError(id)
@@ -110,6 +110,11 @@ export class BackendTable {
     }, () => new BadGatewayError())
     if (config === undefined) throw new UnknownBackendError(id)
     return this.keepResolved(config)
+  }
+
+  /** A configured or announced backend, without waiting for anything (undefined for others: see `find`). */
+  known (id: string): Backend | undefined {
+    return this.configured.get(id) ?? this.announced.get(id)
   }
 
   private keepResolved (config: ResolvedBackend): Backend {
