@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import '@fastify/websocket'
 import { callApp } from '../callbacks'
-import { AuthorizeFailedError, ForbiddenError, KeysUnavailableError, OriginForbiddenError, ShuttingDownError } from '../errors'
+import { AuthorizeFailedError, ForbiddenError, OriginForbiddenError, ShuttingDownError } from '../errors'
 import { CONNECT_KEY } from '../messages/hooks'
 import type { MessageRouter } from '../messages/router'
 import { startMessages } from '../messages/start'
@@ -22,7 +22,8 @@ import type { Connection } from '../relay/types'
 import type { Backend, BackendTable } from '../upstream/backends'
 import { connectBackend as connectPool, type PooledUpstream } from '../upstream/failover'
 import { TokenExpiries } from './auth/expiry'
-import { authenticate, tokenOf, type TokenClaims, type TokenVerifier } from './auth/token'
+import { tokenCheck } from './auth/check'
+import type { TokenClaims, TokenVerifier } from './auth/token'
 import { backendIdOf } from './backend-id'
 import { checkHandshake, protocolOffer, type ProtocolOffer } from './checks'
 import { ConnectionLimits, retryLater, type Slot } from './limits'
@@ -88,6 +89,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
   const handshakes = new WeakMap<FastifyRequest, Handshake>()
   const limits = new ConnectionLimits(opts)
   const expiries = new TokenExpiries()
+  const checkToken = tokenCheck(opts, verifier, limits)
   const { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit } = opts
   const routeSettings = { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit }
 
@@ -111,38 +113,6 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     return handshake
   }
 
-  /**
-   * Verifies the client's token (a 401 with a Bearer challenge when it fails) and admits its
-   * subject; a promise only when the verifier is asynchronous.
-   */
-  function checkToken (request: FastifyRequest, reply: FastifyReply, handshake: Handshake): Promise<void> | undefined {
-    reply.header('www-authenticate', 'Bearer')
-    handshake.token = tokenOf(request, opts, handshake.offer.token)
-    let verified
-    try {
-      verified = authenticate(request, verifier.verify, handshake.token)
-    } catch (err) {
-      tokenRefused(request, reply, err)
-    }
-    const admit = (claims: TokenClaims): void => {
-      reply.removeHeader('www-authenticate')
-      if (typeof claims.sub === 'string') limits.admitSubject(handshake.slot, claims.sub, reply)
-    }
-    if (!(verified instanceof Promise)) {
-      admit(verified)
-      return undefined
-    }
-    return verified.then(admit, (err: unknown) => tokenRefused(request, reply, err))
-  }
-
-  /** Rethrows a token's refusal; keys that could not be fetched are not the client's fault: 503, no challenge. */
-  function tokenRefused (request: FastifyRequest, reply: FastifyReply, err: unknown): never {
-    if (!(err instanceof KeysUnavailableError)) throw err
-    reply.removeHeader('www-authenticate')
-    request.log.warn({ err: err.cause }, 'ws gateway could not fetch the token signing keys')
-    retryLater(reply, opts.retryAfter, err)
-  }
-
   /** `authorize(request, id)`, when set: false (or a throw, as 500) refuses the client. */
   async function checkAuthorized (request: FastifyRequest, id: string): Promise<void> {
     const { authorize } = opts
@@ -155,7 +125,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     const id = backendIdOf(request, opts)
     // Each await costs a tick: none where there is nothing to wait for (no `authorize`, a configured ID).
     if (opts.authorize !== undefined) await checkAuthorized(request, id)
-    handshake.backend = backends.known(id) ?? await backends.find(request, id)
+    handshake.backend = backends.known(id) ?? await backends.resolve(request, id)
   }
 
   async function connectMessages (request: FastifyRequest, handshake: Handshake): Promise<void> {

@@ -95,13 +95,11 @@ export class BackendTable {
   }
 
   /**
-   * The backend for an ID: the configured ones first, then `resolveBackend`. A resolver that throws
-   * or returns a malformed entry is the app's fault, not the client's: it is logged and answered
-   * with 502, without its message (`callApp`).
+   * The backend for an ID that is not `known`, from `resolveBackend`. A resolver that throws or
+   * returns a malformed entry is the app's fault, not the client's: it is logged and answered with
+   * 502, without its message (`callApp`).
    */
-  async find (request: FastifyRequest, id: string): Promise<Backend> {
-    const known = this.known(id)
-    if (known !== undefined) return known
+  async resolve (request: FastifyRequest, id: string): Promise<Backend> {
     const { resolveBackend } = this.opts
     if (resolveBackend === undefined) throw new UnknownBackendError(id)
     const config = await callApp(request, 'resolveBackend', async () => {
@@ -112,7 +110,7 @@ export class BackendTable {
     return this.keepResolved(config)
   }
 
-  /** A configured or announced backend, without waiting for anything (undefined for others: see `find`). */
+  /** A configured or announced backend, without waiting for anything (undefined for others: see `resolve`). */
   known (id: string): Backend | undefined {
     return this.configured.get(id) ?? this.announced.get(id)
   }
