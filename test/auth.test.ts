@@ -131,8 +131,11 @@ t.test('registration fails clearly for missing or unusable JWT settings', async 
 
 t.test('a verifier failing in an unknown way is a 401 "verification failed"; a non-object payload is malformed', async (t) => {
   const request = { headers: {} } as unknown as Parameters<typeof authenticate>[0]
-  await t.rejects(authenticate(request, () => { throw new Error('boom') }, 'token'), { code: 'FST_WS_GATEWAY_INVALID_TOKEN', message: 'Invalid token: verification failed' })
-  await t.rejects(authenticate(request, () => 'not claims', 'token'), { message: 'Invalid token: exp claim required' })
+  // A synchronous verifier is answered synchronously, an asynchronous one (any thenable) with a promise.
+  t.throws(() => authenticate(request, () => { throw new Error('boom') }, 'token'), { code: 'FST_WS_GATEWAY_INVALID_TOKEN', message: 'Invalid token: verification failed' })
+  t.throws(() => authenticate(request, () => 'not claims', 'token'), { message: 'Invalid token: exp claim required' })
+  await t.rejects(authenticate(request, async () => { throw new Error('boom') }, 'token') as Promise<unknown>, { code: 'FST_WS_GATEWAY_INVALID_TOKEN', message: 'Invalid token: verification failed' })
+  await t.rejects(authenticate(request, () => ({ then: (resolve: (v: unknown) => void) => resolve('not claims') }), 'token') as Promise<unknown>, { message: 'Invalid token: exp claim required' })
   const { gateway } = await startPair(t)
   const header = Buffer.from(JSON.stringify({ alg: 'HS256', typ: 'JWT' })).toString('base64url')
   const res = await handshake(gateway.port, { id: BACKEND_ID, authorization: `Bearer ${header}.${Buffer.from('123').toString('base64url')}.sig` })

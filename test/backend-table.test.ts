@@ -11,11 +11,11 @@ const request = { log } as unknown as FastifyRequest
 t.test('the resolver\'s backends are kept for the 1000 IDs asked most recently', async (t) => {
   const table = new BackendTable(validateOptions({ resolveBackend: (id) => `ws://127.0.0.1:1/${id}`, jwt: { secret: 's' } }), log)
   t.teardown(() => table.close())
-  const first = await table.find(request, 'id-0')
-  t.equal(await table.find(request, 'id-0'), first, 'asked again: the same backend')
-  for (let i = 1; i <= 1000; i++) await table.find(request, `id-${i}`)
+  const first = await table.resolve(request, 'id-0')
+  t.equal(await table.resolve(request, 'id-0'), first, 'asked again: the same backend')
+  for (let i = 1; i <= 1000; i++) await table.resolve(request, `id-${i}`)
   t.equal(table.states().size, 1000)
-  t.not(await table.find(request, 'id-0'), first, 'the least recently asked was let go')
+  t.not(await table.resolve(request, 'id-0'), first, 'the least recently asked was let go')
   t.same(first.pool.states(), { healthy: 0, probation: 0, ejected: 0, draining: 0 }, 'and its pool drained')
 })
 

@@ -4,7 +4,7 @@ import type { Duplex } from 'node:stream'
 import type { WebSocket } from 'ws'
 import '@fastify/websocket'
 import { callApp } from '../callbacks'
-import { AuthorizeFailedError, ForbiddenError, KeysUnavailableError, OriginForbiddenError, ShuttingDownError } from '../errors'
+import { AuthorizeFailedError, ForbiddenError, OriginForbiddenError, ShuttingDownError } from '../errors'
 import { CONNECT_KEY } from '../messages/hooks'
 import type { MessageRouter } from '../messages/router'
 import { startMessages } from '../messages/start'
@@ -22,7 +22,8 @@ import type { Connection } from '../relay/types'
 import type { Backend, BackendTable } from '../upstream/backends'
 import { connectBackend as connectPool, type PooledUpstream } from '../upstream/failover'
 import { TokenExpiries } from './auth/expiry'
-import { authenticate, tokenOf, type TokenClaims, type TokenVerifier } from './auth/token'
+import { tokenCheck } from './auth/check'
+import type { TokenClaims, TokenVerifier } from './auth/token'
 import { backendIdOf } from './backend-id'
 import { checkHandshake, protocolOffer, type ProtocolOffer } from './checks'
 import { ConnectionLimits, retryLater, type Slot } from './limits'
@@ -88,10 +89,12 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
   const handshakes = new WeakMap<FastifyRequest, Handshake>()
   const limits = new ConnectionLimits(opts)
   const expiries = new TokenExpiries()
+  const checkToken = tokenCheck(opts, verifier, limits)
   const { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit } = opts
   const routeSettings = { maxPayload, highWaterMark, idleTimeout, slowConsumerTimeout, slowConsumerCloseCode, rateLimit }
 
-  async function checkRequest (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+  /** The synchronous checks, first; returns what the next steps learn about the upgrade. */
+  function checkRequest (request: FastifyRequest, reply: FastifyReply): Handshake {
     // Checked first: once @fastify/websocket's own preClose has run, upgrades arrive as plain GETs.
     if (registry.closing) retryLater(reply, opts.retryAfter, new ShuttingDownError())
     checkHandshake(request, reply)
@@ -105,23 +108,9 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     const socket = reply.raw.socket as Duplex
     const slot = limits.admit(request.ip ?? '', reply)
     releaseOnClose(socket, slot)
-    handshakes.set(request, { id: newConnectionId(node.id), socket, offer: protocolOffer(request, opts.tokenProtocol), slot })
-  }
-
-  async function checkToken (request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    reply.header('www-authenticate', 'Bearer')
-    const handshake = handshakes.get(request) as Handshake
-    const { offer, slot } = handshake
-    handshake.token = tokenOf(request, opts, offer.token)
-    const claims = await authenticate(request, verifier.verify, handshake.token).catch((err: Error) => {
-      if (!(err instanceof KeysUnavailableError)) throw err
-      // Not the client's fault: no challenge, a time to come back, and the cause in the log.
-      reply.removeHeader('www-authenticate')
-      request.log.warn({ err: err.cause }, 'ws gateway could not fetch the token signing keys')
-      retryLater(reply, opts.retryAfter, err)
-    })
-    reply.removeHeader('www-authenticate')
-    if (typeof claims.sub === 'string') limits.admitSubject(slot, claims.sub, reply)
+    const handshake: Handshake = { id: newConnectionId(node.id), socket, offer: protocolOffer(request, opts.tokenProtocol), slot }
+    handshakes.set(request, handshake)
+    return handshake
   }
 
   /** `authorize(request, id)`, when set: false (or a throw, as 500) refuses the client. */
@@ -132,16 +121,15 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     }
   }
 
-  async function resolveBackend (request: FastifyRequest): Promise<void> {
+  async function resolveBackend (request: FastifyRequest, handshake: Handshake): Promise<void> {
     const id = backendIdOf(request, opts)
-    await checkAuthorized(request, id)
-    const handshake = handshakes.get(request) as Handshake
-    handshake.backend = await backends.find(request, id)
+    // Each await costs a tick: none where there is nothing to wait for (no `authorize`, a configured ID).
+    if (opts.authorize !== undefined) await checkAuthorized(request, id)
+    handshake.backend = backends.known(id) ?? await backends.resolve(request, id)
   }
 
-  async function connectMessages (request: FastifyRequest): Promise<void> {
+  async function connectMessages (request: FastifyRequest, handshake: Handshake): Promise<void> {
     await checkAuthorized(request, CONNECT_KEY)
-    const handshake = handshakes.get(request) as Handshake
     const user = request.user as TokenClaims
     const identity = Object.freeze({
       id: handshake.id,
@@ -158,11 +146,10 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     raw[kConnectionId] = handshake.id
   }
 
-  async function connectBackend (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<void> {
-    const handshake = handshakes.get(request) as Handshake
+  async function connectBackend (server: FastifyInstance, request: FastifyRequest, reply: FastifyReply, handshake: Handshake): Promise<void> {
     const { id, offer, socket } = handshake
     const backend = handshake.backend as Backend
-    handshake.head = takesRawSockets(request, socket, this.websocketServer, opts, backend.config)
+    handshake.head = takesRawSockets(request, socket, server.websocketServer, opts, backend.config)
     handshake.upstream = await connectPool(request, opts, backend, { client: socket, offered: offer.protocols, connectionId: id, raw: handshake.head !== undefined }, subjectOf(request))
     handshake.seconds = reply.elapsedTime / 1000
     // A browser that sent its token as a subprotocol fails the handshake unless one protocol is
@@ -171,6 +158,25 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     const raw = request.raw as GatewayMessage
     raw[kProtocol] = handshake.upstream.protocol ?? marker
     raw[kConnectionId] = id
+  }
+
+  /**
+   * The route's one preValidation hook, each step in turn (one hook rather than one per step: an
+   * async hook costs a promise and a tick of Fastify's hook runner, and nothing runs in between).
+   */
+  async function openRelay (this: FastifyInstance, request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const handshake = checkRequest(request, reply)
+    const verifying = checkToken(request, reply, handshake)
+    if (verifying !== undefined) await verifying
+    await resolveBackend(request, handshake)
+    await connectBackend(this, request, reply, handshake)
+  }
+
+  /** Message mode's preValidation hook: as `openRelay`, with the `connect` hook for the backend. */
+  async function openMessages (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const handshake = checkRequest(request, reply)
+    await checkToken(request, reply, handshake)
+    await connectMessages(request, handshake)
   }
 
   /** The socket is the gateway's from here: @fastify/websocket's own error handler (which logs a
@@ -281,7 +287,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     method: 'GET',
     url: opts.path,
     websocket: true,
-    preValidation: router === undefined ? [checkRequest, checkToken, resolveBackend, connectBackend] : [checkRequest, checkToken, connectMessages],
+    preValidation: router === undefined ? openRelay : openMessages,
     preHandler: router === undefined ? upgradeRaw : undefined,
     // Message mode compiles its message schemas with this context's validator compiler, which
     // Fastify sets up for a route with a schema: an always-true one, when nothing set it up yet.

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { randomText } from '../random'
 
 /*
  * Connection ids are opaque to users but not to the gateway: `<nodeId>.<random>` names the
@@ -10,12 +10,12 @@ export const NODE_ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/
 
 /** A node id for an instance that was not given one: random, so two instances never share it. */
 export function randomNodeId (): string {
-  return randomBytes(6).toString('base64url')
+  return randomText(6, 'base64url')
 }
 
 /** A new connection id owned by `nodeId`: 96 random bits, unique across instances. */
 export function newConnectionId (nodeId: string): string {
-  return `${nodeId}.${randomBytes(12).toString('base64url')}`
+  return `${nodeId}.${randomText(12, 'base64url')}`
 }
 
 /** The node that owns a connection id, or undefined for a string that is no connection id. */

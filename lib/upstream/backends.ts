@@ -19,7 +19,7 @@ const RESOLVED_KEPT = 1000
  */
 export class Backend implements PoolBackend {
   readonly pool: Pool
-  readonly ready: Promise<void>
+  ready: Promise<void> | undefined
   private readonly discovery: DnsDiscovery | undefined
   private readonly prober: Prober | undefined
 
@@ -28,7 +28,6 @@ export class Backend implements PoolBackend {
     const { source } = config
     if (source.kind === 'static') {
       this.pool.update(staticTargets(source.urls))
-      this.ready = Promise.resolve()
     } else {
       const backendLog = log.child({ backendId: config.id })
       this.discovery = new DnsDiscovery(source, resolver, opts.dns, backendLog, {
@@ -37,7 +36,7 @@ export class Backend implements PoolBackend {
           if (added + removed > 0) backendLog.info({ added, removed, endpoints: targets.length }, 'ws gateway backend endpoints changed')
         }
       })
-      this.ready = this.discovery.ready
+      this.ready = this.discovery.ready.then(() => { this.ready = undefined })
     }
     if (config.probe !== undefined) this.prober = new Prober(this, config.probe)
   }
@@ -96,13 +95,11 @@ export class BackendTable {
   }
 
   /**
-   * The backend for an ID: the configured ones first, then `resolveBackend`. A resolver that throws
-   * or returns a malformed entry is the app's fault, not the client's: it is logged and answered
-   * with 502, without its message (`callApp`).
+   * The backend for an ID that is not `known`, from `resolveBackend`. A resolver that throws or
+   * returns a malformed entry is the app's fault, not the client's: it is logged and answered with
+   * 502, without its message (`callApp`).
    */
-  async find (request: FastifyRequest, id: string): Promise<Backend> {
-    const known = this.configured.get(id) ?? this.announced.get(id)
-    if (known !== undefined) return known
+  async resolve (request: FastifyRequest, id: string): Promise<Backend> {
     const { resolveBackend } = this.opts
     if (resolveBackend === undefined) throw new UnknownBackendError(id)
     const config = await callApp(request, 'resolveBackend', async () => {
@@ -111,6 +108,11 @@ export class BackendTable {
     }, () => new BadGatewayError())
     if (config === undefined) throw new UnknownBackendError(id)
     return this.keepResolved(config)
+  }
+
+  /** A configured or announced backend, without waiting for anything (undefined for others: see `resolve`). */
+  known (id: string): Backend | undefined {
+    return this.configured.get(id) ?? this.announced.get(id)
   }
 
   private keepResolved (config: ResolvedBackend): Backend {

@@ -9,8 +9,8 @@ import { openUpstream } from './open'
 export interface PoolBackend {
   readonly config: ResolvedBackend
   readonly pool: Pool
-  /** Settles once the endpoints are known (at once for listed URLs; the first DNS answer otherwise). */
-  readonly ready: Promise<void>
+  /** Settles once the endpoints are known (the first DNS answer); undefined from then on, and for listed URLs. */
+  readonly ready: Promise<void> | undefined
 }
 
 /** An open backend connection and the endpoint it holds; `release` it when the connection ends. */
@@ -39,7 +39,8 @@ async function within<T> (promise: Promise<T>, ms: number): Promise<T> {
  */
 export async function connectBackend (request: FastifyRequest, opts: ResolvedOptions, backend: PoolBackend, client: Pick<Attempt, 'client' | 'offered' | 'connectionId' | 'raw'>, sub: string | undefined): Promise<PooledUpstream> {
   const deadline = Date.now() + opts.connectTimeout
-  await within(backend.ready, opts.connectTimeout)
+  // Waited for only until discovery has answered: the race and its timer are not free per handshake.
+  if (backend.ready !== undefined) await within(backend.ready, opts.connectTimeout)
   const { pool } = backend
   const candidates = pool.candidates(sub)
   if (candidates.length === 0) {

@@ -1,7 +1,7 @@
-import { randomBytes } from 'node:crypto'
 import { connect as netConnect, isIP, type Socket } from 'node:net'
 import { connect as tlsConnect } from 'node:tls'
 import { BadGatewayError } from '../errors'
+import { randomText } from '../random'
 import type { UpstreamHeaders } from '../options/types'
 import { AnswerReader, checkUpgrade, type InvalidAnswer } from './answer'
 import { awaitOpen, endpointOptions, refusal, type Attempt, type Upstream, type UpstreamRequest } from './attempt'
@@ -44,7 +44,7 @@ function dial (attempt: Attempt, url: URL): Socket {
  * reader, which keeps none of it), so the socket could as well read into a reused buffer.
  */
 export async function openRaw (attempt: Attempt, { url, headers, log }: UpstreamRequest): Promise<Upstream> {
-  const key = randomBytes(16).toString('base64')
+  const key = randomText(16, 'base64')
   const socket = dial(attempt, url)
   socket.write(upgradeRequest(url, key, headers))
   const reader = new AnswerReader()

@@ -61,25 +61,37 @@ export function tokenOf (request: FastifyRequest, opts: ResolvedOptions, protoco
   return token
 }
 
-/**
- * Verifies the client's token (see `tokenOf`) and stores its claims in `request.user`. Throws 401 errors whose
- * message names the category of failure; `exp` is required whatever the JWT settings say, so a
- * stolen token cannot live forever.
- */
-export async function authenticate (request: FastifyRequest, verify: VerifyToken, token: string | undefined): Promise<TokenClaims> {
-  if (token === undefined) throw new NoTokenError()
-  let claims
-  try {
-    claims = await verify(token) as TokenClaims
-  } catch (err) {
-    const code = String((err as { code?: unknown }).code)
-    if (code.startsWith('FST_WS_GATEWAY_')) throw err
-    if (code === 'FAST_JWT_EXPIRED') throw new TokenExpiredError()
-    throw new InvalidTokenError(TOKEN_FAILURES[code] ?? 'verification failed')
-  }
+/** What the client is told about a verifier's failure: the gateway's own errors as they are, else a category. */
+function tokenFailure (err: unknown): Error {
+  const code = String((err as { code?: unknown }).code)
+  if (code.startsWith('FST_WS_GATEWAY_')) return err as Error
+  if (code === 'FAST_JWT_EXPIRED') return new TokenExpiredError()
+  return new InvalidTokenError(TOKEN_FAILURES[code] ?? 'verification failed')
+}
+
+/** Claims that may be a user: an object with a numeric `exp`; stored in `request.user`. */
+function accepted (request: FastifyRequest, claims: TokenClaims): TokenClaims {
   if (typeof claims !== 'object' || claims === null || typeof claims.exp !== 'number') {
     throw new InvalidTokenError('exp claim required')
   }
   request.user = claims
   return claims
+}
+
+/**
+ * Verifies the client's token (see `tokenOf`) and stores its claims in `request.user`. Throws 401 errors whose
+ * message names the category of failure; `exp` is required whatever the JWT settings say, so a
+ * stolen token cannot live forever. Synchronous when `verify` is (a promise only for one that is:
+ * a handshake need not wait a tick for a verifier that does not).
+ */
+export function authenticate (request: FastifyRequest, verify: VerifyToken, token: string | undefined): TokenClaims | Promise<TokenClaims> {
+  if (token === undefined) throw new NoTokenError()
+  let verified
+  try {
+    verified = verify(token)
+  } catch (err) {
+    throw tokenFailure(err)
+  }
+  if (typeof (verified as PromiseLike<unknown> | undefined)?.then !== 'function') return accepted(request, verified as TokenClaims)
+  return Promise.resolve(verified as PromiseLike<TokenClaims>).then((claims: TokenClaims) => accepted(request, claims), (err: unknown) => { throw tokenFailure(err) })
 }
