@@ -29,7 +29,7 @@ import { checkHandshake, protocolOffer, type ProtocolOffer } from './checks'
 import { ConnectionLimits, retryLater, type Slot } from './limits'
 import { routeSerializers } from './log'
 import { kConnectionId, kProtocol, type GatewayMessage } from './protocols'
-import { takesRawSockets, writeUpgrade } from './upgrade'
+import { takeSocket, takesRawSockets, writeUpgrade } from './upgrade'
 
 /** What the preValidation hooks learn about an upgrade, for the next hook and the handler. */
 interface Handshake {
@@ -232,9 +232,7 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     const socket = handshake.socket as Socket
     reply.hijack()
     if (!writeUpgrade(this.websocketServer, request, socket)) return
-    // The socket is the gateway's: the upgrade's response and @fastify/websocket's guard let go of it.
-    reply.raw.detachSocket(socket)
-    socket.removeAllListeners('error')
+    takeSocket(reply, socket)
     begin(request, { socket, head })
   }
 
