@@ -17,7 +17,7 @@ import { relayMember } from '../registry/member'
 import type { Registry } from '../registry/registry'
 import { relaySettings } from '../relay/connection'
 import { startRawRelay, startRelay } from '../relay/engine'
-import type { RawLeg } from '../relay/passthrough/relay'
+import { isRaw, type RawLeg } from '../relay/passthrough/relay'
 import type { Connection } from '../relay/types'
 import type { Backend, BackendTable } from '../upstream/backends'
 import { connectBackend as connectPool, type PooledUpstream } from '../upstream/failover'
@@ -265,12 +265,13 @@ export function addGatewayRoute (fastify: FastifyInstance, { opts, registry, nod
     }
     const settings = relaySettings(routeSettings, backend.config.maxPayload, log, onEnd)
     // Both legs take the same path (`takesRawSockets` decided before the backend was opened).
-    const connection = 'head' in client
+    const raw = isRaw(client)
+    const connection = raw
       ? startRawRelay(client, backendLeg as RawLeg, settings)
       : startRelay(opts.engine, client, backendLeg as WebSocket, settings)
     const untrack = track(request, connection, id, backendId)
     metrics?.accepted(backendId, handshake.seconds)
-    log.info({ connectionId: id, backendId, sub, protocol: upstream.protocol, engine: connection.engineName, upgradedBy: 'head' in client ? 'gateway' : 'ws' }, 'ws gateway connection open')
+    log.info({ connectionId: id, backendId, sub, protocol: upstream.protocol, engine: connection.engineName, upgradedBy: raw ? 'gateway' : 'ws' }, 'ws gateway connection open')
   }
 
   function messages (this: FastifyInstance, socket: WebSocket, request: FastifyRequest): void {

@@ -40,8 +40,8 @@ function dial (attempt: Attempt, url: URL): Socket {
  * are built only to be thrown away. The answer is read strictly (`checkUpgrade`); bytes the
  * backend sent right after its 101 are handed to the relay with the socket (`RawLeg#head`).
  *
- * Every chunk read goes through one listener that hands it to the current consumer (the answer
- * reader, which keeps none of it), so the socket could as well read into a reused buffer.
+ * The answer reader keeps none of the chunks it is fed, and the relay switches a leg that carries
+ * bulk data to a reused read buffer (borrow.ts): this socket takes the same way as the client's.
  */
 export async function openRaw (attempt: Attempt, { url, headers, log }: UpstreamRequest): Promise<Upstream> {
   const key = randomText(16, 'base64')

@@ -117,10 +117,8 @@ export class Deadlines<T> {
  * The token expiries of one route's connections, one timer for all (`Deadlines`): each connection
  * is closed with 1008 `token expired` at the instant the handshake starts refusing its token.
  */
-export class TokenExpiries extends Deadlines<Connection> {
-  constructor () {
-    super((connection) => connection.end(CloseCode.POLICY, 'token expired'))
-  }
+export class TokenExpiries {
+  private readonly deadlines = new Deadlines<Connection>((connection) => connection.end(CloseCode.POLICY, 'token expired'))
 
   /**
    * Closes `connection` at `exp` plus the verifier's clock tolerance (ms): one rule for the
@@ -128,6 +126,11 @@ export class TokenExpiries extends Deadlines<Connection> {
    * the moment it connects. `delete` the handle when the connection ends first.
    */
   closeAtExpiry (connection: Connection, claims: TokenClaims, clockTolerance: number): Deadline<Connection> {
-    return this.add(claims.exp * 1000 + clockTolerance, connection)
+    return this.deadlines.add(claims.exp * 1000 + clockTolerance, connection)
+  }
+
+  /** Cancels a connection's close (it ended first). */
+  delete (entry: Deadline<Connection>): void {
+    this.deadlines.delete(entry)
   }
 }

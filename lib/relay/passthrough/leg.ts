@@ -68,9 +68,10 @@ export class FrameLeg implements LegState {
   /** This leg is not being read: the other one is over its `highWaterMark`. */
   paused = false
   /**
-   * This leg's socket reads into one buffer it reuses (`net.connect({ onread })`): the chunks it
-   * hands the reader are only lent until the next read, so the writer copies what it cannot have
-   * written at once (see `FrameWriter#forward`). Set by whoever opened the socket that way.
+   * This leg's socket reads into one buffer it reuses (`net.connect({ onread })`'s way): the chunks
+   * it hands the reader are only lent until the next read, so the writer copies what it cannot have
+   * written at once (see `FrameWriter#forward`). Set once the leg carries bulk data (`borrowReads`,
+   * in borrow.ts).
    */
   borrows = false
   /** A write of bytes lent by this leg is still in flight: this leg is not read until it ends. */

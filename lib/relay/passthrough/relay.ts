@@ -25,7 +25,8 @@ export interface RawLeg {
 const kLeg = Symbol('fastify-ws-gateway.leg')
 type LegSocket = Socket & { [kLeg]: FrameLeg }
 
-function isRaw (from: WebSocket | RawLeg): from is RawLeg {
+/** Whether a leg comes from the raw path (no ws WebSocket was built on it). */
+export function isRaw (from: WebSocket | RawLeg): from is RawLeg {
   return 'head' in from
 }
 
@@ -35,8 +36,8 @@ function rawSocketOf (from: WebSocket | RawLeg): Socket {
 
 /**
  * The passthrough engine: relays frames between a client and a backend over their raw sockets,
- * taken over from ws or, on the raw path, upgraded by the gateway itself (`RawLeg`). It is composed of a reader (`FrameReader`), a writer (`FrameWriter`) and a
- * closer (`FrameCloser`), which share the two legs' state (`FrameLeg`, one section each); close,
+ * taken over from ws or, on the raw path, upgraded by the gateway itself (`RawLeg`). It is composed
+ * of a reader (`FrameReader`), a writer (`FrameWriter`) and a closer (`FrameCloser`), which share the two legs' state (`FrameLeg`, one section each); close,
  * ping and pong frames are the gateway's own, as with the ws engine, whose close mirroring,
  * backpressure, heartbeat and idle timer this engine reproduces.
  *
